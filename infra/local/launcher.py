@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""Secret Cascade's local AWS backend: moto_server plus four patches (moto 5.2.5).
+
+Usage (same command line as ``moto_server``; every argument is passed on to it)::
+
+    infra/local/.venv/bin/python infra/local/launcher.py -H 127.0.0.1 -p 4566
+
+Normally started by ``infra/local/up`` or by the pytest fixture in ``tests/``.
+
+What it adds to plain moto (see shared notes "moto.md" for why each is needed):
+
+(a) Lambda Invoke forwarding -- ``patch_lambda_invoke_forwarding``
+    Invoke POSTs the payload to
+    ``$LAMBDA_FORWARD_URL/2015-03-31/functions/{name}/invocations`` (the Lambda
+    Invoke API shape) instead of running Docker. The function does not need to
+    exist in moto. A response header ``X-Amz-Function-Error`` is passed back.
+(b) Step Functions mock config -- ``patch_sfn_mock_config``
+    ``SFN_MOCK_CONFIG=/path/mock.json`` (AWS Step Functions Local "MockConfigFile"
+    format, re-read on every StartExecution) and
+    ``StartExecution(stateMachineArn="<arn>#<TestCase>")``.
+(c) Re-adding a removed resource -- ``patch_cfn_readd_removed_resource``
+    An UpdateStack that re-adds a logical id removed by an earlier update
+    really creates the resource again.
+(d) Simulated update failure -- ``patch_cfn_simulated_update_failure``
+    An UpdateStack (or an UPDATE change set execution) whose template text
+    contains ``MotoSimulateUpdateFailure`` (env ``CFN_FAIL_MARKER`` overrides
+    the marker) ends in UPDATE_ROLLBACK_COMPLETE and changes nothing.
+
+Also: ASL execution (``execute_state_machine``) is on from the start, MOTO_PORT
+is exported (moto's Step Functions engine calls back into this server through
+it), and ``CASCADE_PARENT_PID`` arms a watchdog that ends this server when that
+process is gone.
+
+The patches use moto internals: moto is pinned in requirements.txt, every
+patched function's signature is checked at start-up (the server refuses to
+start when moto changed underneath), and tests/test_launcher.py has a test per
+patch. Environment variables read:
+
+    LAMBDA_FORWARD_URL      base URL of the Lambda stand-in (unset: moto's own Invoke)
+    LAMBDA_FORWARD_TIMEOUT  seconds to wait for it (default 900, Lambda's maximum)
+    SFN_MOCK_CONFIG         path of the Step Functions mock config file
+    CFN_FAIL_MARKER         marker string for (d) (default MotoSimulateUpdateFailure;
+                            empty disables the simulation)
+    CASCADE_PARENT_PID      pid whose death ends this server
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Callable
+from urllib.parse import quote
+
+DEFAULT_FAIL_MARKER = "MotoSimulateUpdateFailure"
+WATCHDOG_INTERVAL_SECONDS = 0.5
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_server_address(argv: list[str]) -> tuple[str, int]:
+    """Return (host, port) from a moto_server command line, with moto's defaults.
+
+    Only -H/--host and -p/--port are looked at; moto.server.main parses the
+    whole command line again (and rejects anything it does not know).
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    args, _ = parser.parse_known_args(argv)
+    return args.host, args.port
+
+
+def require_signature(func: Callable[..., Any], expected: list[str]) -> None:
+    """Fail loudly at start-up when a moto function we wrap changed its parameters."""
+    actual = list(inspect.signature(func).parameters)
+    if actual != expected:
+        raise SystemExit(
+            f"launcher.py: {func.__qualname__} has parameters {actual}, expected {expected}; "
+            "moto changed: re-check the patches in infra/local/launcher.py"
+        )
+
+
+def log(message: str) -> None:
+    print(f"launcher: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- watchdog
+
+
+def _process_start_time(pid: int) -> str | None:
+    """Start time of `pid` in clock ticks (field 22 of /proc/PID/stat), None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _process_alive(pid: int, start_time: str | None) -> bool:
+    """True while `pid` runs: exists, is not a zombie, and is the same process (no pid reuse)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return True  # no /proc: os.kill is all we can tell
+    if state in ("Z", "X"):
+        return False  # exited, not yet reaped by its parent
+    return start_time is None or _process_start_time(pid) == start_time
+
+
+def start_parent_watchdog() -> None:
+    """End this server (os._exit(0)) soon after the process CASCADE_PARENT_PID is gone.
+
+    A daemon thread checks every 0.5 s. "Gone" means: no such pid, a zombie,
+    a different process under the same pid, or -- when the watched process is
+    our own parent -- that we were re-parented. So a test run that dies
+    (even by SIGKILL) never leaves a server behind. No-op when the variable is unset.
+    """
+    raw = os.environ.get("CASCADE_PARENT_PID", "").strip()
+    if not raw:
+        return
+    pid = int(raw)
+    start_time = _process_start_time(pid)
+    watching_our_parent = os.getppid() == pid
+
+    def watch() -> None:
+        while True:
+            if not _process_alive(pid, start_time) or (watching_our_parent and os.getppid() != pid):
+                log(f"parent process {pid} is gone; exiting")
+                os._exit(0)
+            time.sleep(WATCHDOG_INTERVAL_SECONDS)
+
+    threading.Thread(target=watch, name="cascade-parent-watchdog", daemon=True).start()
+
+
+# --------------------------------------------------------------------------- moto settings
+
+
+def configure_moto(port: int) -> None:
+    """Export MOTO_PORT and turn on Step Functions ASL execution.
+
+    moto's Step Functions engine calls services back through
+    http://localhost:$MOTO_PORT; moto.server only sets MOTO_PORT when it is
+    unset, so an inherited value would point it at the wrong server.
+    """
+    os.environ["MOTO_PORT"] = str(port)
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+
+# --------------------------------------------------------------------------- (a) Lambda
+
+
+def _split_function_name(name_or_arn: str) -> tuple[str, str | None]:
+    """(function name, qualifier) from a name, a partial ARN or a full ARN.
+
+    NAME[:Q] | ACCOUNT:function:NAME[:Q] | arn:aws:lambda:REGION:ACCOUNT:function:NAME[:Q]
+    """
+    parts = name_or_arn.split(":")
+    if parts[0] == "arn" and len(parts) >= 7:
+        return parts[6], (parts[7] if len(parts) > 7 else None)
+    if len(parts) >= 3 and parts[1] == "function":
+        return parts[2], (parts[3] if len(parts) > 3 else None)
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+# Request headers passed on to the Lambda stand-in, and response headers passed back.
+_FORWARDED_REQUEST_HEADERS = ("X-Amz-Invocation-Type", "X-Amz-Log-Type", "X-Amz-Client-Context")
+_RETURNED_RESPONSE_HEADERS = ("X-Amz-Function-Error", "X-Amz-Log-Result", "X-Amz-Executed-Version")
+
+
+def patch_lambda_invoke_forwarding() -> None:
+    """(a) Forward Lambda Invoke to $LAMBDA_FORWARD_URL instead of Docker.
+
+    Patches ``LambdaBackend.invoke`` and ``LambdaSimpleBackend.invoke``
+    (``(self, function_name, qualifier, body, headers, response_headers)``).
+    The payload is POSTed to
+    ``$LAMBDA_FORWARD_URL/2015-03-31/functions/{name}/invocations[?Qualifier=Q]``;
+    the response body becomes the Invoke Payload. ``X-Amz-Function-Error``
+    from the stand-in is passed back, so boto3 sees FunctionError and Step
+    Functions Task states fail with the function's errorType. A non-2xx
+    answer counts as an ``Unhandled`` function error; an unreachable stand-in
+    too (errorType ``ForwardError``). The function need not exist in moto.
+    With LAMBDA_FORWARD_URL unset, moto's own Invoke runs unchanged.
+    """
+    import moto.awslambda.models as lambda_models
+    import moto.awslambda_simple.models as lambda_simple_models
+
+    forward_url = os.environ.get("LAMBDA_FORWARD_URL", "").rstrip("/")
+    timeout = float(os.environ.get("LAMBDA_FORWARD_TIMEOUT", "900"))
+    signature = ["self", "function_name", "qualifier", "body", "headers", "response_headers"]
+    originals = {
+        cls: cls.invoke
+        for cls in (lambda_models.LambdaBackend, lambda_simple_models.LambdaSimpleBackend)
+    }
+    for original in originals.values():
+        require_signature(original, signature)
+
+    def forward(name_or_arn: str, qualifier: str | None, body: Any, headers: Any, response_headers: dict) -> bytes:
+        name, arn_qualifier = _split_function_name(name_or_arn)
+        qualifier = qualifier or arn_qualifier
+        url = f"{forward_url}/2015-03-31/functions/{quote(name, safe='')}/invocations"
+        if qualifier:
+            url += f"?Qualifier={quote(qualifier, safe='')}"
+        if isinstance(body, str):
+            body = body.encode()
+        request_headers = {"Content-Type": "application/json"}
+        for header in _FORWARDED_REQUEST_HEADERS:
+            value = headers.get(header) if headers else None
+            if value:
+                request_headers[header] = value
+        request = urllib.request.Request(url, data=body or b"{}", headers=request_headers, method="POST")
+        reply_headers: Any = {}
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                payload = response.read()
+                reply_headers = response.headers
+            function_error = reply_headers.get("X-Amz-Function-Error")
+        except urllib.error.HTTPError as e:  # non-2xx from the stand-in
+            reply_headers = e.headers
+            payload = e.read() or json.dumps({"errorType": "HTTPError", "errorMessage": str(e)}).encode()
+            function_error = reply_headers.get("X-Amz-Function-Error") or "Unhandled"
+        except OSError as e:  # stand-in unreachable or timed out
+            payload = json.dumps({"errorType": "ForwardError", "errorMessage": f"{url}: {e}"}).encode()
+            function_error = "Unhandled"
+        for header in _RETURNED_RESPONSE_HEADERS:
+            value = function_error if header == "X-Amz-Function-Error" else reply_headers.get(header)
+            if value:
+                response_headers[header.lower()] = value
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+    def make_invoke(original: Callable[..., Any]) -> Callable[..., Any]:
+        def invoke(self, function_name, qualifier, body, headers, response_headers):
+            if not forward_url:
+                return original(self, function_name, qualifier, body, headers, response_headers)
+            return forward(function_name, qualifier, body, headers, response_headers)
+
+        invoke.__doc__ = patch_lambda_invoke_forwarding.__doc__
+        return invoke
+
+    for cls, original in originals.items():
+        cls.invoke = make_invoke(original)
+
+
+# --------------------------------------------------------------------------- (b) Step Functions
+
+
+def load_sfn_mock_test_case(state_machine_name: str, test_case_name: str):
+    """Build moto's MockTestCase for one test case from the $SFN_MOCK_CONFIG file.
+
+    File format (AWS Step Functions Local MockConfigFile)::
+
+        {"StateMachines": {"<sm name>": {"TestCases": {"<case>": {"<state>": "<response>"}}}},
+         "MockedResponses": {"<response>": {"0": {"Return": {...}}, "1-2": {"Throw":
+                              {"Error": "...", "Cause": "..."}}}}}
+
+    The keys of a response are retry counts (or ranges). Lambda mocks return
+    the Invoke response shape ``{"StatusCode": 200, "Payload": ...}``.
+    Returns None when the variable is unset or the file does not define this
+    state machine / test case. The file is read on every call.
+    """
+    from moto.stepfunctions.parser.mocking import mock_config as mc
+
+    path = os.environ.get("SFN_MOCK_CONFIG")
+    if not path:
+        return None
+    with open(path) as f:
+        config = json.load(f)
+    test_case = config.get("StateMachines", {}).get(state_machine_name, {}).get("TestCases", {}).get(test_case_name)
+    if test_case is None:
+        return None
+    all_responses = config.get("MockedResponses", {})
+    per_state = []
+    for state_name, response_name in test_case.items():
+        ranges = all_responses.get(response_name)
+        if not ranges:
+            raise ValueError(f"mocked response '{response_name}' (state '{state_name}') is not defined in {path}")
+        responses = []
+        for range_text, response in ranges.items():
+            start, end = mc._parse_mocked_response_range(range_text)
+            if "Return" in response:
+                responses.append(mc.MockedResponseReturn(start, end, payload=response["Return"]))
+            elif "Throw" in response:
+                throw = response["Throw"]
+                responses.append(mc.MockedResponseThrow(start, end, error=throw.get("Error"), cause=throw.get("Cause")))
+            else:
+                raise ValueError(f"mocked response '{response_name}' range '{range_text}' has neither Return nor Throw")
+        per_state.append(mc.StateMockedResponses(state_name, response_name, responses))
+    return mc.MockTestCase(state_machine_name, test_case_name, per_state)
+
+
+def patch_sfn_mock_config() -> None:
+    """(b) Step Functions Local-style mocked service integrations.
+
+    ``StartExecution(stateMachineArn="<arn>#<TestCase>")`` runs the execution
+    with the mocked responses of that test case from $SFN_MOCK_CONFIG (see
+    ``load_sfn_mock_test_case``); states not named in the test case run for
+    real. moto ships LocalStack's mocking engine, but its loader is a stub
+    that returns None and the moto backend never hands a test case to the
+    execution worker. This patches:
+
+    * ``mock_config.load_mock_test_case_for`` -> ``load_sfn_mock_test_case``;
+    * ``StepFunctionsParserBackend.start_execution``: strips ``#TestCase``,
+      loads the test case (unknown test case or bad file -> InvalidName);
+    * ``Execution._get_start_execution_worker``: hands the test case to the
+      worker. StartExecution builds and starts the worker synchronously in
+      the request thread, so a thread-local carries the test case across.
+    """
+    from moto.stepfunctions.exceptions import InvalidName
+    from moto.stepfunctions.parser import models as sfn_models
+    from moto.stepfunctions.parser.backend import execution as sfn_execution
+    from moto.stepfunctions.parser.mocking import mock_config as mc
+
+    backend_cls = sfn_models.StepFunctionsParserBackend
+    original_start = backend_cls.start_execution
+    original_worker = sfn_execution.Execution._get_start_execution_worker
+    require_signature(original_start, ["self", "state_machine_arn", "name", "execution_input", "trace_header"])
+    require_signature(original_worker, ["self"])
+    require_signature(mc.load_mock_test_case_for, ["state_machine_name", "test_case_name"])
+
+    pending = threading.local()  # .test_case for the StartExecution running in this thread
+
+    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
+        arn, _, test_case_name = state_machine_arn.partition("#")
+        test_case = None
+        if test_case_name:
+            state_machine = self.describe_state_machine(arn)
+            try:
+                test_case = load_sfn_mock_test_case(state_machine.name, test_case_name)
+            except (OSError, ValueError, RuntimeError) as e:
+                raise InvalidName(f"Invalid mock config ({os.environ.get('SFN_MOCK_CONFIG')}): {e}")
+            if test_case is None:
+                raise InvalidName(
+                    f"Invalid mock test case name '{test_case_name}' for state machine '{state_machine.name}'"
+                )
+        pending.test_case = test_case
+        try:
+            return original_start(self, arn, name, execution_input, trace_header)
+        finally:
+            pending.test_case = None
+
+    def get_start_execution_worker(self):
+        worker = original_worker(self)
+        test_case = getattr(pending, "test_case", None)
+        if test_case is not None:
+            worker._mock_test_case = test_case
+        return worker
+
+    mc.load_mock_test_case_for = load_sfn_mock_test_case
+    backend_cls.start_execution = start_execution
+    sfn_execution.Execution._get_start_execution_worker = get_start_execution_worker
+
+
+# --------------------------------------------------------------------------- (c) CloudFormation re-add
+
+
+def patch_cfn_readd_removed_resource() -> None:
+    """(c) Make re-adding a removed resource (same logical id) recreate it.
+
+    moto's ``ResourceMap.update`` deletes removed resources from their
+    service backends but keeps them in ``_parsed_resources``; re-adding the
+    logical id later is then a silent no-op (UPDATE_COMPLETE, nothing
+    created) and DeleteStack fails on the stale entry. After the update,
+    pop the removed logical ids. Change set execution goes through the same
+    method, so it is covered too.
+    """
+    from moto.cloudformation.parsing import ResourceMap
+
+    original_update = ResourceMap.update
+    require_signature(original_update, ["self", "template", "parameters"])
+
+    def update(self, template, parameters=None):
+        removed = self.build_resource_diff(template, parameters)["Remove"]
+        original_update(self, template, parameters)
+        for logical_id in removed:
+            self._parsed_resources.pop(logical_id, None)
+
+    ResourceMap.update = update
+
+
+# --------------------------------------------------------------------------- (d) CloudFormation failure
+
+
+def _marked_resources(resources: dict[str, Any], marker: str) -> list[str]:
+    """Logical ids of the resources whose definition contains `marker`."""
+    return [lid for lid, body in resources.items() if marker in json.dumps(body, default=str)]
+
+
+def _record_simulated_rollback(stack: Any, template: str, marker: str) -> None:
+    """Record a failed-and-rolled-back update on `stack` without changing anything else.
+
+    Events (oldest first): stack UPDATE_IN_PROGRESS ("User Initiated"),
+    UPDATE_FAILED for each resource whose definition has the marker, stack
+    UPDATE_ROLLBACK_IN_PROGRESS (reason), UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS,
+    UPDATE_ROLLBACK_COMPLETE. Stack status becomes UPDATE_ROLLBACK_COMPLETE and
+    StackStatusReason the reason. Template, parameters, tags and resources stay.
+    """
+    from moto.cloudformation.models import Event
+
+    try:
+        new_resources = stack.parse_template(template).get("Resources") or {}
+    except Exception:  # unparsable template: report the stack-level failure only
+        new_resources = {}
+    if not isinstance(new_resources, dict):
+        new_resources = {}
+    failed = _marked_resources(new_resources, marker)
+    if failed:
+        reason = f"The following resource(s) failed to update: [{', '.join(failed)}]. "
+    else:
+        reason = ""
+    reason += f"Simulated update failure: the template contains {marker}."
+
+    stack._add_stack_event("UPDATE_IN_PROGRESS", resource_status_reason="User Initiated")
+    for logical_id in failed:
+        current = stack.resource_map._parsed_resources.get(logical_id)
+        stack.events.append(
+            Event(
+                stack_id=stack.stack_id,
+                stack_name=stack.name,
+                logical_resource_id=logical_id,
+                physical_resource_id=getattr(current, "physical_resource_id", None) or "",
+                resource_type=new_resources[logical_id].get("Type", ""),
+                resource_status="UPDATE_FAILED",
+                resource_status_reason=f"Simulated failure: {marker} found in the definition of {logical_id}",
+                resource_properties=None,
+            )
+        )
+    stack._add_stack_event("UPDATE_ROLLBACK_IN_PROGRESS", resource_status_reason=reason)
+    stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+    stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
+    stack.status = "UPDATE_ROLLBACK_COMPLETE"
+    stack.stack_status_reason = reason  # serialized as DescribeStacks StackStatusReason
+    log(f"simulated update failure of stack {stack.name}: {reason}")
+
+
+def patch_cfn_simulated_update_failure() -> None:
+    """(d) Simulate a failed, rolled-back stack update.
+
+    moto never produces UPDATE_ROLLBACK_*: a bad template makes the API call
+    itself fail and leaves the stack half-updated. Instead, an update whose
+    template text contains the marker (``MotoSimulateUpdateFailure``, or env
+    CFN_FAIL_MARKER; put it e.g. in a resource's Metadata, which real
+    CloudFormation ignores) behaves like a real failed update: the API call
+    succeeds, the stack ends UPDATE_ROLLBACK_COMPLETE with a StackStatusReason
+    and the events of ``_record_simulated_rollback``, and nothing changes.
+    The next update works normally.
+
+    Patched: ``Stack.update`` (UpdateStack) and
+    ``CloudFormationBackend.execute_change_set`` for UPDATE change sets (the
+    change set's ExecutionStatus becomes EXECUTE_FAILED). A successful update
+    clears the StackStatusReason left by a simulated failure.
+    """
+    from moto.cloudformation.models import CloudFormationBackend, Stack
+
+    marker = os.environ.get("CFN_FAIL_MARKER", DEFAULT_FAIL_MARKER)
+    original_update = Stack.update
+    original_execute = CloudFormationBackend.execute_change_set
+    require_signature(original_update, ["self", "template", "role_arn", "parameters", "tags"])
+    require_signature(original_execute, ["self", "change_set_name", "stack_name"])
+
+    def has_marker(template: Any) -> bool:
+        return bool(marker) and isinstance(template, str) and marker in template
+
+    def update(self, template, role_arn=None, parameters=None, tags=None):
+        if has_marker(template):
+            _record_simulated_rollback(self, template, marker)
+            return None
+        result = original_update(self, template, role_arn=role_arn, parameters=parameters, tags=tags)
+        self.stack_status_reason = None
+        return result
+
+    def find_change_set(backend: Any, change_set_name: str):
+        """The change set moto's execute_change_set would pick (by ARN, else last by name)."""
+        if change_set_name in backend.change_sets:
+            return backend.change_sets[change_set_name]
+        found = None
+        for change_set in backend.change_sets.values():
+            if change_set.change_set_name == change_set_name:
+                found = change_set
+        return found
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        change_set = find_change_set(self, change_set_name)
+        if change_set is not None and change_set.change_set_type == "UPDATE":
+            stack = self.stacks[change_set.stack_id]
+            if has_marker(change_set.template):
+                _record_simulated_rollback(stack, change_set.template, marker)
+                change_set.execution_status = "EXECUTE_FAILED"
+                return None
+            result = original_execute(self, change_set_name, stack_name)
+            stack.stack_status_reason = None
+            return result
+        return original_execute(self, change_set_name, stack_name)
+
+    Stack.update = update
+    CloudFormationBackend.execute_change_set = execute_change_set
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str]) -> None:
+    """Start the watchdog, configure moto, apply the patches, run moto's server."""
+    start_parent_watchdog()
+    host, port = parse_server_address(argv)
+    configure_moto(port)
+    patch_lambda_invoke_forwarding()
+    patch_sfn_mock_config()
+    patch_cfn_readd_removed_resource()
+    patch_cfn_simulated_update_failure()
+    log(f"moto with Secret Cascade patches on http://{host}:{port} (pid {os.getpid()})")
+
+    from moto.server import main as moto_server_main
+
+    moto_server_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

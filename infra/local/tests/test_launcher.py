@@ -1,0 +1,545 @@
+"""Tests of infra/local: launcher.py's four moto patches, its parent watchdog, and up/down.
+
+    infra/local/bootstrap
+    infra/local/.venv/bin/python -m pytest infra/local/tests -q
+
+A session fixture runs launcher.py on a free port of 127.0.0.1 (with
+CASCADE_PARENT_PID set to this process, so a killed test run leaves no
+server behind) next to a tiny Lambda stand-in (http.server in a thread).
+
+CASCADE_TEST_LAUNCHER=/path/to/other_launcher.py runs the launcher tests against
+another launcher script, e.g. plain moto (.venv/.../moto/server.py) when checking
+which patches a newer moto still needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+LOCAL_DIR = Path(__file__).resolve().parent.parent  # infra/local
+LAUNCHER = Path(os.environ.get("CASCADE_TEST_LAUNCHER") or LOCAL_DIR / "launcher.py")
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+MARKER = "MotoSimulateUpdateFailure"
+STATE_MACHINE = "cascade-recreator"
+ROLE_ARN = "arn:aws:iam::123456789012:role/sfn"
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1).read()
+        return True
+    except OSError:
+        return False
+
+
+def start_launcher(port: int, log_path: Path, **env: str) -> subprocess.Popen:
+    """Start the launcher on HOST:port and wait until it answers."""
+    full_env = {**os.environ, "CASCADE_PARENT_PID": str(os.getpid()), **env}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(LAUNCHER), "-H", HOST, "-p", str(port)],
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while not answers(f"http://{HOST}:{port}/moto-api/"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail(f"launcher did not start (exit {proc.returncode}):\n{log_path.read_text()}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def client(endpoint: str, service: str):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=30),
+    )
+
+
+def wait_for_execution(sfn, execution_arn: str) -> dict:
+    deadline = time.monotonic() + 15
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            return execution
+        assert time.monotonic() < deadline, f"execution still RUNNING: {execution}"
+        time.sleep(0.05)
+
+
+def queue_names(sqs, prefix: str) -> set[str]:
+    urls = sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", [])
+    return {url.rsplit("/", 1)[-1] for url in urls}
+
+
+def stack(cfn, name: str) -> dict:
+    return cfn.describe_stacks(StackName=name)["Stacks"][0]
+
+
+def stack_events(cfn, name: str) -> list[dict]:
+    """All events of a stack, oldest first (DescribeStackEvents returns newest first)."""
+    return list(reversed(cfn.describe_stack_events(StackName=name)["StackEvents"]))
+
+
+def template_body(cfn, name: str) -> dict:
+    body = cfn.get_template(StackName=name)["TemplateBody"]
+    return json.loads(body) if isinstance(body, str) else body  # botocore decodes JSON bodies
+
+
+def logical_ids(cfn, name: str) -> set[str]:
+    return {r["LogicalResourceId"] for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
+
+
+def queues_template(prefix: str, *names: str, metadata: dict | None = None, with_parameter: bool = False) -> str:
+    """A template with one SQS queue per name (logical id Queue<NAME>, queue name <prefix>-<name>)."""
+    resources = {}
+    for n in names:
+        properties: dict = {"QueueName": f"{prefix}-{n.lower()}"}
+        if with_parameter:
+            properties["VisibilityTimeout"] = {"Ref": "Timeout"}
+        resources[f"Queue{n}"] = {"Type": "AWS::SQS::Queue", "Properties": properties}
+    if metadata:
+        first = f"Queue{names[0]}"
+        resources[first]["Metadata"] = metadata
+    template: dict = {"Resources": resources}
+    if with_parameter:
+        template["Parameters"] = {"Timeout": {"Type": "String", "Default": "30"}}
+    return json.dumps(template)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+class FakeLambda(BaseHTTPRequestHandler):
+    """Lambda Invoke API stand-in. Function "boom" fails (X-Amz-Function-Error: Unhandled);
+    any other function answers {"function": NAME, "qualifier": Q, "echo": <payload>}."""
+
+    requests: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        url = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        payload = json.loads(body) if body else None
+        parts = url.path.split("/")  # ['', '2015-03-31', 'functions', NAME, 'invocations']
+        name = parts[3] if len(parts) == 5 and parts[1:3] == ["2015-03-31", "functions"] else None
+        qualifier = parse_qs(url.query).get("Qualifier", [None])[0]
+        FakeLambda.requests.append({"path": url.path, "function": name, "qualifier": qualifier, "payload": payload})
+        if name is None:
+            self._reply(404, {"message": f"unexpected path {url.path}"})
+        elif name == "boom":
+            self._reply(200, {"errorType": "Boom", "errorMessage": "it failed"}, {"X-Amz-Function-Error": "Unhandled"})
+        else:
+            self._reply(200, {"function": name, "qualifier": qualifier, "echo": payload})
+
+    def _reply(self, status: int, obj: dict, headers: dict | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="session")
+def fake_lambda():
+    server = ThreadingHTTPServer((HOST, 0), FakeLambda)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{HOST}:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+MOCK_CONFIG = {
+    "StateMachines": {
+        STATE_MACHINE: {
+            "TestCases": {
+                "HappyPath": {"Recreate": "RecreateOk"},
+                "CaughtFailure": {"Recreate": "RecreateThrowsCaught"},
+                "UncaughtFailure": {"Recreate": "RecreateThrowsUncaught"},
+            }
+        }
+    },
+    "MockedResponses": {
+        "RecreateOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"stack": "from-mock", "status": "UPDATE_COMPLETE"}}}},
+        "RecreateThrowsCaught": {"0": {"Throw": {"Error": "Lambda.ServiceException", "Cause": "mocked failure"}}},
+        "RecreateThrowsUncaught": {"0": {"Throw": {"Error": "Cascade.Unexpected", "Cause": "mocked uncaught"}}},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def endpoint(fake_lambda, tmp_path_factory):
+    """URL of a launcher on a free port, forwarding Lambda to fake_lambda, with MOCK_CONFIG."""
+    tmp = tmp_path_factory.mktemp("launcher")
+    mock_config = tmp / "sfn-mock-config.json"
+    mock_config.write_text(json.dumps(MOCK_CONFIG))
+    port = free_port()
+    log_path = tmp / "moto.log"
+    proc = start_launcher(port, log_path, LAMBDA_FORWARD_URL=fake_lambda, SFN_MOCK_CONFIG=str(mock_config))
+    yield f"http://{HOST}:{port}"
+    stop(proc)
+
+
+# --------------------------------------------------------------------------- (a) Lambda
+
+
+def test_lambda_invoke_is_forwarded_and_payload_returned(endpoint):
+    lam = client(endpoint, "lambda")
+    FakeLambda.requests.clear()
+
+    resp = lam.invoke(FunctionName="echo", Payload=json.dumps({"hello": "world"}))
+
+    assert resp["StatusCode"] == 200
+    assert "FunctionError" not in resp
+    assert json.loads(resp["Payload"].read()) == {"function": "echo", "qualifier": None, "echo": {"hello": "world"}}
+    assert FakeLambda.requests == [
+        {"path": "/2015-03-31/functions/echo/invocations", "function": "echo", "qualifier": None, "payload": {"hello": "world"}}
+    ]
+
+
+def test_lambda_invoke_by_arn_forwards_name_and_qualifier(endpoint):
+    lam = client(endpoint, "lambda")
+
+    resp = lam.invoke(FunctionName="arn:aws:lambda:us-east-1:123456789012:function:refresher:live", Payload=b"{}")
+
+    assert json.loads(resp["Payload"].read()) == {"function": "refresher", "qualifier": "live", "echo": {}}
+
+
+def test_lambda_function_error_is_passed_back(endpoint):
+    lam = client(endpoint, "lambda")
+
+    resp = lam.invoke(FunctionName="boom", Payload=b'{"x": 1}')
+
+    assert resp["StatusCode"] == 200
+    assert resp["FunctionError"] == "Unhandled"
+    assert json.loads(resp["Payload"].read()) == {"errorType": "Boom", "errorMessage": "it failed"}
+
+
+# --------------------------------------------------------------------------- (b) Step Functions
+
+STATE_MACHINE_DEFINITION = {
+    "StartAt": "Recreate",
+    "States": {
+        "Recreate": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "echo", "Payload.$": "$"},
+            "OutputPath": "$.Payload",
+            "Catch": [{"ErrorEquals": ["Lambda.ServiceException"], "ResultPath": "$.error", "Next": "Caught"}],
+            "End": True,
+        },
+        "Caught": {"Type": "Pass", "End": True},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def state_machine_arn(endpoint):
+    sfn = client(endpoint, "stepfunctions")
+    return sfn.create_state_machine(
+        name=STATE_MACHINE, definition=json.dumps(STATE_MACHINE_DEFINITION), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+
+
+def run_execution(endpoint, arn: str, execution_input: dict) -> dict:
+    sfn = client(endpoint, "stepfunctions")
+    started = sfn.start_execution(stateMachineArn=arn, name=unique("run"), input=json.dumps(execution_input))
+    return wait_for_execution(sfn, started["executionArn"])
+
+
+def test_sfn_without_test_case_calls_the_forwarded_lambda(endpoint, state_machine_arn):
+    """Control run: the Task really invokes Lambda (through patch (a))."""
+    execution = run_execution(endpoint, state_machine_arn, {"stack": "s1"})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["output"]) == {"function": "echo", "qualifier": None, "echo": {"stack": "s1"}}
+
+
+def test_sfn_mock_test_case_returns_mocked_output(endpoint, state_machine_arn):
+    FakeLambda.requests.clear()
+
+    execution = run_execution(endpoint, f"{state_machine_arn}#HappyPath", {"stack": "s1"})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["output"]) == {"stack": "from-mock", "status": "UPDATE_COMPLETE"}
+    assert execution["stateMachineArn"] == state_machine_arn
+    assert FakeLambda.requests == []  # the mock answered, not the Lambda
+
+
+def test_sfn_mock_throw_is_caught(endpoint, state_machine_arn):
+    execution = run_execution(endpoint, f"{state_machine_arn}#CaughtFailure", {"stack": "s1"})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    output = json.loads(execution["output"])
+    assert output["stack"] == "s1"
+    assert output["error"] == {"Error": "Lambda.ServiceException", "Cause": "mocked failure"}
+
+
+def test_sfn_mock_uncaught_throw_fails_execution(endpoint, state_machine_arn):
+    execution = run_execution(endpoint, f"{state_machine_arn}#UncaughtFailure", {"stack": "s1"})
+
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "Cascade.Unexpected"
+    assert execution["cause"] == "mocked uncaught"
+
+
+def test_sfn_unknown_test_case_is_rejected(endpoint, state_machine_arn):
+    sfn = client(endpoint, "stepfunctions")
+
+    with pytest.raises(ClientError) as err:
+        sfn.start_execution(stateMachineArn=f"{state_machine_arn}#NoSuchCase", name=unique("run"), input="{}")
+
+    assert err.value.response["Error"]["Code"] == "InvalidName"
+    assert "NoSuchCase" in err.value.response["Error"]["Message"]
+
+
+# --------------------------------------------------------------------------- (c) re-adding a resource
+
+
+def test_cfn_removed_resource_can_be_added_again(endpoint):
+    cfn, sqs = client(endpoint, "cloudformation"), client(endpoint, "sqs")
+    name = unique("readd")
+    both, only_a = queues_template(name, "A", "B"), queues_template(name, "A")
+
+    cfn.create_stack(StackName=name, TemplateBody=both)
+    stack_id = stack(cfn, name)["StackId"]
+    assert stack(cfn, name)["StackStatus"] == "CREATE_COMPLETE"
+    assert queue_names(sqs, name) == {f"{name}-a", f"{name}-b"}
+
+    cfn.update_stack(StackName=name, TemplateBody=only_a)
+    assert stack(cfn, name)["StackStatus"] == "UPDATE_COMPLETE"
+    assert queue_names(sqs, name) == {f"{name}-a"}
+    assert logical_ids(cfn, name) == {"QueueA"}
+
+    cfn.update_stack(StackName=name, TemplateBody=both)
+    assert stack(cfn, name)["StackStatus"] == "UPDATE_COMPLETE"
+    assert queue_names(sqs, name) == {f"{name}-a", f"{name}-b"}  # recreated
+    assert logical_ids(cfn, name) == {"QueueA", "QueueB"}
+
+    cfn.delete_stack(StackName=name)
+    assert stack(cfn, stack_id)["StackStatus"] == "DELETE_COMPLETE"
+    assert queue_names(sqs, name) == set()
+
+
+# --------------------------------------------------------------------------- (d) simulated failure
+
+
+def test_cfn_update_with_marker_rolls_back_and_changes_nothing(endpoint):
+    cfn, sqs = client(endpoint, "cloudformation"), client(endpoint, "sqs")
+    name = unique("fail")
+    original = queues_template(name, "A", "B", with_parameter=True)
+    # The failing update would change a parameter, add QueueC and remove QueueB.
+    failing = queues_template(name, "A", "C", with_parameter=True, metadata={"Test": MARKER})
+    fixed = queues_template(name, "A", "C", with_parameter=True)
+
+    cfn.create_stack(StackName=name, TemplateBody=original, Parameters=[{"ParameterKey": "Timeout", "ParameterValue": "30"}])
+    events_before = len(stack_events(cfn, name))
+
+    cfn.update_stack(StackName=name, TemplateBody=failing, Parameters=[{"ParameterKey": "Timeout", "ParameterValue": "60"}])
+
+    after = stack(cfn, name)
+    assert after["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert MARKER in after["StackStatusReason"] and "QueueA" in after["StackStatusReason"]
+    assert after["Parameters"] == [{"ParameterKey": "Timeout", "ParameterValue": "30"}]
+    assert template_body(cfn, name) == json.loads(original)
+    assert logical_ids(cfn, name) == {"QueueA", "QueueB"}
+    assert queue_names(sqs, name) == {f"{name}-a", f"{name}-b"}
+
+    new_events = stack_events(cfn, name)[events_before:]
+    stack_level = [e for e in new_events if e["ResourceType"] == "AWS::CloudFormation::Stack"]
+    assert [e["ResourceStatus"] for e in stack_level] == [
+        "UPDATE_IN_PROGRESS",
+        "UPDATE_ROLLBACK_IN_PROGRESS",
+        "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+        "UPDATE_ROLLBACK_COMPLETE",
+    ]
+    assert MARKER in stack_level[1]["ResourceStatusReason"]
+    failed = [e for e in new_events if e["ResourceStatus"] == "UPDATE_FAILED"]
+    assert [(e["LogicalResourceId"], e["ResourceType"]) for e in failed] == [("QueueA", "AWS::SQS::Queue")]
+
+    # The next update works.
+    cfn.update_stack(StackName=name, TemplateBody=fixed, Parameters=[{"ParameterKey": "Timeout", "ParameterValue": "60"}])
+    after = stack(cfn, name)
+    assert after["StackStatus"] == "UPDATE_COMPLETE"
+    assert "StackStatusReason" not in after
+    assert after["Parameters"] == [{"ParameterKey": "Timeout", "ParameterValue": "60"}]
+    assert template_body(cfn, name) == json.loads(fixed)
+    assert queue_names(sqs, name) == {f"{name}-a", f"{name}-c"}
+    cfn.delete_stack(StackName=name)
+
+
+def test_cfn_change_set_with_marker_fails_execution(endpoint):
+    cfn, sqs = client(endpoint, "cloudformation"), client(endpoint, "sqs")
+    name = unique("csfail")
+    original = queues_template(name, "A")
+    failing = queues_template(name, "A", "B", metadata={"Test": MARKER})
+    fixed = queues_template(name, "A", "B")
+    cfn.create_stack(StackName=name, TemplateBody=original)
+
+    cs = cfn.create_change_set(StackName=name, ChangeSetName="bad", TemplateBody=failing, ChangeSetType="UPDATE")
+    cfn.execute_change_set(ChangeSetName=cs["Id"])
+
+    after = stack(cfn, name)
+    assert after["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert MARKER in after["StackStatusReason"]
+    assert cfn.describe_change_set(ChangeSetName=cs["Id"])["ExecutionStatus"] == "EXECUTE_FAILED"
+    assert template_body(cfn, name) == json.loads(original)
+    assert queue_names(sqs, name) == {f"{name}-a"}
+    assert stack_events(cfn, name)[-1]["ResourceStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+
+    cs = cfn.create_change_set(StackName=name, ChangeSetName="good", TemplateBody=fixed, ChangeSetType="UPDATE")
+    cfn.execute_change_set(ChangeSetName=cs["Id"])
+    after = stack(cfn, name)
+    assert after["StackStatus"] == "UPDATE_COMPLETE"
+    assert "StackStatusReason" not in after
+    assert queue_names(sqs, name) == {f"{name}-a", f"{name}-b"}
+    cfn.delete_stack(StackName=name)
+
+
+# --------------------------------------------------------------------------- watchdog
+
+
+def test_launcher_exits_when_parent_process_is_gone(tmp_path):
+    parent = subprocess.Popen(["sleep", "60"])
+    launcher = None
+    try:
+        launcher = start_launcher(free_port(), tmp_path / "moto.log", CASCADE_PARENT_PID=str(parent.pid))
+        time.sleep(0.6)  # more than one watchdog period with the parent alive
+        assert launcher.poll() is None, "launcher exited although its parent is alive"
+
+        parent.kill()  # not reaped yet: the watchdog must treat the zombie as gone
+        started = time.monotonic()
+        assert launcher.wait(timeout=5) == 0
+        assert time.monotonic() - started < 2
+        assert "parent process" in (tmp_path / "moto.log").read_text()
+    finally:
+        parent.kill()
+        parent.wait()
+        if launcher is not None:
+            stop(launcher)
+
+
+# --------------------------------------------------------------------------- up / down
+
+
+def run_script(name: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(LOCAL_DIR / name)], env=env, cwd="/", capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+def parse_exports(stdout: str) -> dict[str, str]:
+    exports = {}
+    for line in stdout.splitlines():
+        assert line.startswith("export "), f"stdout line is not an export: {line!r}"
+        key, _, value = line[len("export "):].partition("=")
+        exports[key] = value
+    return exports
+
+
+def pid_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_up_and_down_twice(tmp_path):
+    state_dir = tmp_path / "state"
+    port = free_port()
+    env = {
+        **os.environ,
+        "CASCADE_LOCAL_PORT": str(port),
+        "CASCADE_LOCAL_STATE_DIR": str(state_dir),
+        "CASCADE_PARENT_PID": str(os.getpid()),  # a failed test leaves no server behind
+    }
+    pid_file = state_dir / "moto.pid"
+    try:
+        first = run_script("up", env)
+        assert first.returncode == 0, first.stderr
+        exports = parse_exports(first.stdout)
+        assert exports == {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
+        pid = int(pid_file.read_text())
+        assert (state_dir / "moto.log").exists()
+        sqs = client(exports["AWS_ENDPOINT_URL"], "sqs")
+        sqs.create_queue(QueueName="up-down")
+        assert queue_names(sqs, "up-down") == {"up-down"}
+
+        second = run_script("up", env)
+        assert second.returncode == 0, second.stderr
+        assert parse_exports(second.stdout) == exports
+        assert "already running" in second.stderr
+        assert int(pid_file.read_text()) == pid
+        assert queue_names(sqs, "up-down") == {"up-down"}  # same server, state kept
+
+        stopped = run_script("down", env)
+        assert stopped.returncode == 0, stopped.stderr
+        assert not pid_file.exists()
+        assert not pid_running(pid)
+        assert not answers(f"{exports['AWS_ENDPOINT_URL']}/moto-api/")
+
+        again = run_script("down", env)
+        assert again.returncode == 0, again.stderr
+        assert "not running" in again.stderr
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text()), 9)
