@@ -1,0 +1,51 @@
+# Secret Cascade: the two set-up commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+VENV := infra/local/.venv
+CORPUS ?= ../shared/corpus/cfn-templates
+
+.PHONY: help demo test bootstrap fmt-check clippy unit-and-e2e launcher-tests conformance bench up down
+
+help:
+	@echo "make demo    plan a secret change against a seeded local AWS stack (moto)"
+	@echo "make test    every check: fmt, clippy, unit, integration and end-to-end tests, launcher tests, conformance"
+	@echo "make bench   benchmarks (planning, discovery over 1,000 stacks)"
+	@echo "make up / make down   start / stop the local AWS stack by hand"
+
+bootstrap:
+	@infra/local/bootstrap
+
+demo: bootstrap
+	@infra/local/demo
+
+test: bootstrap fmt-check clippy unit-and-e2e launcher-tests conformance
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit-and-e2e:
+	$(CARGO) test --workspace --locked
+
+launcher-tests:
+	$(VENV)/bin/python -m pytest infra/local/tests -q
+
+conformance:
+	@if [ -d "$(CORPUS)" ]; then \
+		$(CARGO) run -q --locked -p cascade-core --example conformance -- "$(CORPUS)"; \
+	else \
+		echo "conformance: skipped ($(CORPUS) not found)"; \
+	fi
+
+bench: bootstrap
+	$(CARGO) bench -p cascade-core --bench planning
+	$(CARGO) run -q --release --locked -p cascade-tests --bin bench-discovery
+
+up: bootstrap
+	@infra/local/up
+
+down:
+	@infra/local/down

@@ -1,0 +1,80 @@
+//! SDK clients built once from the usual AWS configuration chain, with the overrides a
+//! command line or a local stack needs.
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::calls::CallCounter;
+
+/// Where and how to reach AWS. Empty fields fall back to the standard chain
+/// (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, config files, instance roles).
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    /// Region override.
+    pub region: Option<String>,
+    /// Endpoint override (the local stack: `http://127.0.0.1:4566`).
+    pub endpoint_url: Option<String>,
+    /// Named profile override.
+    pub profile: Option<String>,
+    /// Attempts per call, throttling included (adaptive retry).
+    pub max_attempts: Option<u32>,
+}
+
+/// Loads the SDK configuration: standard chain, overrides, adaptive retry for throttling.
+pub async fn load_config(options: &AwsOptions) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(options.max_attempts.unwrap_or(8)));
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &options.endpoint_url {
+        loader = loader.endpoint_url(endpoint.clone());
+    }
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile.clone());
+    }
+    loader.load().await
+}
+
+/// The clients Secret Cascade uses, built once and shared.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// CloudFormation.
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// Counts every call these clients make.
+    pub calls: CallCounter,
+}
+
+impl Clients {
+    /// Builds the clients from an SDK configuration.
+    pub fn new(config: &SdkConfig) -> Self {
+        let calls = CallCounter::default();
+        let cloudformation = aws_sdk_cloudformation::Client::from_conf(
+            aws_sdk_cloudformation::config::Builder::from(config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let secrets = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        Clients {
+            cloudformation,
+            secrets,
+            calls,
+        }
+    }
+
+    /// Loads the configuration and builds the clients.
+    pub async fn load(options: &AwsOptions) -> Self {
+        Self::new(&load_config(options).await)
+    }
+
+    /// The region the clients talk to, if one is configured.
+    pub fn region(&self) -> Option<String> {
+        self.cloudformation.config().region().map(|r| r.to_string())
+    }
+}

@@ -1,0 +1,229 @@
+//! Discovery across an account: every stack with its parameters, tags, status and
+//! Original-stage template, the account's exports, and then the plan.
+//!
+//! Templates are read with bounded concurrency; throttling is retried by the SDK's
+//! adaptive retry (see [`crate::clients::load_config`]). Stack policies and imports are
+//! read only for the stacks that turn out to depend on a changed secret.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aws_sdk_cloudformation::types::{Stack, StackStatus, TemplateStage};
+use cascade_core::plan::{Plan, PlanOptions, Strategy, StrategyChoice, plan_account};
+use cascade_core::secret::Secret;
+use cascade_core::stack::StackInfo;
+use cascade_core::template::read_template;
+use futures::stream::{self, StreamExt};
+use tracing::{debug, warn};
+
+use crate::clients::Clients;
+use crate::error::AwsError;
+
+/// Default number of templates read at once.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// Everything discovery read from the account.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    /// Every stack not deleted, with its template (or why it could not be read).
+    pub stacks: Vec<StackInfo>,
+    /// The account's exports: name → value.
+    pub exports: HashMap<String, String>,
+    /// Exports by exporting stack id.
+    pub exports_by_stack: HashMap<String, Vec<String>>,
+}
+
+/// Reads every stack of the account (DescribeStacks, paginated) and its template.
+pub async fn discover(clients: &Clients, concurrency: usize) -> Result<Discovery, AwsError> {
+    let described: Vec<Stack> = clients
+        .cloudformation
+        .describe_stacks()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::call("cloudformation:DescribeStacks", e))?;
+    let stacks: Vec<StackInfo> = stream::iter(
+        described
+            .into_iter()
+            .filter(|s| s.stack_status() != Some(&StackStatus::DeleteComplete)),
+    )
+    .map(|stack| async move {
+        let mut info = stack_info(&stack);
+        info.template = read_original_template(clients, &info.name).await;
+        info
+    })
+    .buffer_unordered(concurrency.max(1))
+    .collect()
+    .await;
+
+    let mut discovery = Discovery {
+        stacks,
+        ..Discovery::default()
+    };
+    let mut exports = clients
+        .cloudformation
+        .list_exports()
+        .into_paginator()
+        .send();
+    while let Some(page) = exports.next().await {
+        let page = page.map_err(|e| AwsError::call("cloudformation:ListExports", e))?;
+        for export in page.exports() {
+            if let (Some(name), Some(value)) = (export.name(), export.value()) {
+                discovery
+                    .exports
+                    .insert(name.to_string(), value.to_string());
+                if let Some(stack_id) = export.exporting_stack_id() {
+                    discovery
+                        .exports_by_stack
+                        .entry(stack_id.to_string())
+                        .or_default()
+                        .push(name.to_string());
+                }
+            }
+        }
+    }
+    discovery.stacks.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(discovery)
+}
+
+/// Discovers the account and plans the batch of `secrets`.
+pub async fn plan_secrets(
+    clients: &Clients,
+    secrets: &[Secret],
+    strategy: StrategyChoice,
+    concurrency: usize,
+) -> Result<Plan, AwsError> {
+    let mut discovery = discover(clients, concurrency).await?;
+    let mut options = PlanOptions {
+        strategy,
+        exports: discovery.exports.clone(),
+        importers: BTreeMap::new(),
+    };
+    let first = plan_account(&discovery.stacks, secrets, &options);
+    if first.stacks.is_empty() {
+        return Ok(first);
+    }
+    // Second pass for the dependents only: their stack policies and who imports their exports.
+    let dependents: BTreeSet<&str> = first.stacks.iter().map(|p| p.stack_name.as_str()).collect();
+    let recreating: BTreeSet<&str> = first
+        .stacks
+        .iter()
+        .filter(|p| p.strategy == Strategy::Recreate)
+        .map(|p| p.stack_id.as_str())
+        .collect();
+    for stack in discovery
+        .stacks
+        .iter_mut()
+        .filter(|s| dependents.contains(s.name.as_str()))
+    {
+        stack.stack_policy = read_stack_policy(clients, &stack.name).await?;
+        if recreating.contains(stack.id.as_str()) {
+            for export in discovery
+                .exports_by_stack
+                .get(&stack.id)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(importers) = list_imports(clients, export).await {
+                    options
+                        .importers
+                        .entry(export.clone())
+                        .or_default()
+                        .extend(importers);
+                }
+            }
+        }
+    }
+    Ok(plan_account(&discovery.stacks, secrets, &options))
+}
+
+fn stack_info(stack: &Stack) -> StackInfo {
+    StackInfo {
+        name: stack.stack_name().unwrap_or_default().to_string(),
+        id: stack.stack_id().unwrap_or_default().to_string(),
+        status: stack
+            .stack_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        parameters: stack
+            .parameters()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.parameter_key()?.to_string(),
+                    p.parameter_value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+        tags: stack
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect(),
+        parent_id: stack.parent_id().map(str::to_string),
+        root_id: stack.root_id().map(str::to_string),
+        stack_policy: None,
+        template: Err("not read yet".into()),
+    }
+}
+
+/// The Original-stage template, or why it could not be read (the stack is then skipped).
+async fn read_original_template(
+    clients: &Clients,
+    stack_name: &str,
+) -> Result<serde_json::Value, String> {
+    let out = clients
+        .cloudformation
+        .get_template()
+        .stack_name(stack_name)
+        .template_stage(TemplateStage::Original)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("cloudformation:GetTemplate", e).to_string())?;
+    let body = out
+        .template_body()
+        .ok_or_else(|| "GetTemplate returned no template body".to_string())?;
+    read_template(body).map_err(|e| format!("the template is not valid: {e}"))
+}
+
+async fn read_stack_policy(
+    clients: &Clients,
+    stack_name: &str,
+) -> Result<Option<String>, AwsError> {
+    let out = clients
+        .cloudformation
+        .get_stack_policy()
+        .stack_name(stack_name)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("cloudformation:GetStackPolicy", e))?;
+    Ok(out.stack_policy_body().map(str::to_string))
+}
+
+/// The stacks importing `export`, or `None` when ListImports fails (the imports found in
+/// the account's templates still count).
+async fn list_imports(clients: &Clients, export: &str) -> Option<Vec<String>> {
+    let mut pages = clients
+        .cloudformation
+        .list_imports()
+        .export_name(export)
+        .into_paginator()
+        .send();
+    let mut importers = Vec::new();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => importers.extend(page.imports().iter().cloned()),
+            Err(e) => {
+                let e = AwsError::call("cloudformation:ListImports", e);
+                if e.to_string().contains("is not imported by any stack") {
+                    return Some(Vec::new());
+                }
+                warn!(export, error = %e, "ListImports failed; relying on the imports found in templates");
+                return None;
+            }
+        }
+    }
+    debug!(export, importers = importers.len(), "ListImports");
+    Some(importers)
+}

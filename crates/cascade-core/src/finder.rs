@@ -1,0 +1,634 @@
+//! Finds every reference to the changed secrets in one stack (DESIGN.md §3): dynamic
+//! references written plainly or built with `Fn::Sub` / `Fn::Join`, parameters and exports
+//! holding a secret's name or ARN, and the `cascade:secrets` tag.
+//!
+//! Each reference says where it is, how it is written and what to do with it: refresh it,
+//! or only report it (pinned by the user, outside resource properties, or a *possible*
+//! reference whose secret id could not be evaluated).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::dynref::{self, DynamicReference};
+use crate::eval::{HOLE, ParamValue, Scope, Text, Trace, single_entry};
+use crate::secret::Secret;
+use crate::stack::{StackInfo, TAG_RESOURCES, TAG_SECRETS, tag_list};
+
+/// Top-level `Metadata` key under which Secret Cascade records the references it pinned.
+pub const PIN_METADATA_KEY: &str = "SecretCascade";
+
+/// How a reference is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// `{{resolve:secretsmanager:...}}` in a plain string.
+    DynamicReference,
+    /// A dynamic reference built by `Fn::Sub`.
+    DynamicReferenceSub,
+    /// A dynamic reference built by `Fn::Join`.
+    DynamicReferenceJoin,
+    /// A parameter whose value names the secret, used here.
+    Parameter,
+    /// `Fn::ImportValue` of an export whose value names the secret.
+    ImportValue,
+    /// The stack tag `cascade:secrets`.
+    Tag,
+    /// A macro whose input mentions the secret: what it produces cannot be told.
+    Macro,
+}
+
+impl Form {
+    /// Whether the reference is a dynamic reference that `pin` can rewrite.
+    pub fn is_dynamic_reference(self) -> bool {
+        matches!(
+            self,
+            Form::DynamicReference | Form::DynamicReferenceSub | Form::DynamicReferenceJoin
+        )
+    }
+}
+
+/// What to do with a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Disposition {
+    /// The resource holding it must be refreshed.
+    Refresh,
+    /// The user pinned it to a version or stage: reported, not refreshed.
+    Pinned,
+    /// Secret Cascade pinned it to the current version already: nothing to do.
+    Current,
+    /// Outside resource properties (Outputs, Conditions, Metadata, ...): reported only.
+    Reported,
+    /// The secret id could not be evaluated and could be this secret: reported only.
+    Possible,
+}
+
+/// One reference to a secret in a stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reference {
+    /// The secret's name.
+    pub secret: String,
+    /// Where it is, e.g. `Resources.Db.Properties.MasterUserPassword`.
+    pub path: String,
+    /// The logical id of the resource holding it, or null outside `Resources`.
+    pub resource: Option<String>,
+    /// How it is written.
+    pub form: Form,
+    /// What to do with it.
+    pub disposition: Disposition,
+    /// The reference as evaluated, e.g. `{{resolve:secretsmanager:db:SecretString:password}}`
+    /// (`${?}` marks what could not be evaluated). Never a secret value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Why it is reported rather than refreshed, or other details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The logical ids this reference makes the planner refresh.
+    #[serde(skip)]
+    pub targets: Vec<String>,
+}
+
+/// Finds every reference to `secrets` in `stack`, whose template is evaluated in `scope`.
+pub fn find_references(scope: &Scope, stack: &StackInfo, secrets: &[Secret]) -> Vec<Reference> {
+    let template = scope.template();
+    let finder = Finder {
+        scope,
+        secrets,
+        own_pins: own_pins(template),
+    };
+    let mut found = Vec::new();
+    let mut path = Vec::new();
+    finder.walk(template, &mut path, &mut found);
+    found.extend(tag_references(stack, template, secrets));
+    found.extend(finder.macro_references(template));
+    found
+}
+
+/// The `(secret id, version id)` pairs Secret Cascade recorded as its own pins.
+pub fn own_pins(template: &Value) -> Vec<(String, String)> {
+    template
+        .pointer(&format!("/Metadata/{PIN_METADATA_KEY}/Pins"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|pin| {
+            Some((
+                pin.get("SecretArn")?.as_str()?.to_string(),
+                pin.get("VersionId")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+struct Finder<'s, 'a> {
+    scope: &'s Scope<'a>,
+    secrets: &'s [Secret],
+    own_pins: Vec<(String, String)>,
+}
+
+/// A step of a path in the template.
+#[derive(Debug, Clone)]
+enum Step<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+impl Finder<'_, '_> {
+    fn walk<'v>(&self, node: &'v Value, path: &mut Vec<Step<'v>>, found: &mut Vec<Reference>) {
+        match node {
+            Value::String(s) => {
+                let text = Text::literal(s.clone());
+                self.dynamic_references(&text, Form::DynamicReference, path, found);
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Step::Index(i));
+                    self.walk(item, path, found);
+                    path.pop();
+                }
+            }
+            Value::Object(map) => {
+                if let Some((function, _)) = single_entry(map)
+                    && self.intrinsic(function, node, path, found)
+                {
+                    return;
+                }
+                for (key, value) in map {
+                    path.push(Step::Key(key));
+                    self.walk(value, path, found);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles an intrinsic function; `true` when its arguments need no further walk.
+    fn intrinsic(
+        &self,
+        function: &str,
+        node: &Value,
+        path: &[Step],
+        found: &mut Vec<Reference>,
+    ) -> bool {
+        let form = match function {
+            "Fn::Sub" => Form::DynamicReferenceSub,
+            "Fn::Join" => Form::DynamicReferenceJoin,
+            "Ref" => {
+                let mut trace = Trace::default();
+                self.scope.eval(node, &mut trace);
+                self.parameter_references(&trace, &BTreeSet::new(), None, path, found);
+                return true;
+            }
+            "Fn::ImportValue" => {
+                let mut trace = Trace::default();
+                let value = self.scope.eval(node, &mut trace).into_text();
+                self.import_references(&value, &BTreeSet::new(), path, found);
+                return true;
+            }
+            _ => return false,
+        };
+        let mut trace = Trace::default();
+        let text = self.scope.eval(node, &mut trace).into_text();
+        let matched = self.dynamic_references(&text, form, path, found);
+        self.parameter_references(&trace, &matched, Some(&text), path, found);
+        if !trace.imports.is_empty() && matched.is_empty() {
+            self.import_references(&text, &matched, path, found);
+        }
+        true
+    }
+
+    /// Records the dynamic references in `text`; returns the names of the secrets matched.
+    fn dynamic_references(
+        &self,
+        text: &Text,
+        form: Form,
+        path: &[Step],
+        found: &mut Vec<Reference>,
+    ) -> BTreeSet<String> {
+        let mut matched = BTreeSet::new();
+        if !text.text.contains(dynref::PREFIX) {
+            return matched;
+        }
+        for reference in dynref::find_all(&text.text) {
+            let holes = text.holes_in(reference.start..reference.end);
+            for secret in self.secrets {
+                let (named, possible) = if reference.secret_id.contains(HOLE) {
+                    (false, secret.could_be_named_by(&reference.secret_id))
+                } else {
+                    (secret.is_named_by(&reference.secret_id), false)
+                };
+                if !named && !possible {
+                    continue;
+                }
+                matched.insert(secret.name.clone());
+                let shown = text.text[reference.start..reference.end].replace(HOLE, "${?}");
+                let (disposition, detail) = if possible {
+                    (
+                        Disposition::Possible,
+                        Some(format!(
+                            "possible reference: the secret id could not be evaluated ({})",
+                            holes.join("; ")
+                        )),
+                    )
+                } else {
+                    self.dynamic_disposition(secret, &reference)
+                };
+                found.push(self.reference(secret, path, form, disposition, Some(shown), detail));
+            }
+        }
+        matched
+    }
+
+    fn dynamic_disposition(
+        &self,
+        secret: &Secret,
+        reference: &DynamicReference,
+    ) -> (Disposition, Option<String>) {
+        if let Some(version) = &reference.version_id {
+            let ours = self
+                .own_pins
+                .iter()
+                .any(|(id, v)| v == version && secret.is_named_by(id));
+            return match (ours, secret.version_id.as_deref() == Some(version)) {
+                (true, true) => (
+                    Disposition::Current,
+                    Some("pinned by Secret Cascade to the current version".into()),
+                ),
+                (true, false) => (
+                    Disposition::Refresh,
+                    Some(format!("pinned by Secret Cascade to {version}")),
+                ),
+                (false, _) => (
+                    Disposition::Pinned,
+                    Some(format!(
+                        "pinned to version id {version}: reported, not refreshed"
+                    )),
+                ),
+            };
+        }
+        match &reference.version_stage {
+            Some(stage) if reference.is_pinned() => (
+                Disposition::Pinned,
+                Some(format!(
+                    "pinned to version stage {stage}: reported, not refreshed"
+                )),
+            ),
+            _ => (Disposition::Refresh, None),
+        }
+    }
+
+    /// Records parameters read by an expression whose value names a secret (unless the
+    /// expression already matched that secret as a dynamic reference).
+    fn parameter_references(
+        &self,
+        trace: &Trace,
+        already: &BTreeSet<String>,
+        text: Option<&Text>,
+        path: &[Step],
+        found: &mut Vec<Reference>,
+    ) {
+        for name in &trace.parameters {
+            let Some(ParamValue::Known(value)) = self.scope.parameter(name) else {
+                continue;
+            };
+            for secret in self.secrets {
+                if already.contains(&secret.name)
+                    || !tag_list(value).iter().any(|v| secret.is_named_by(v))
+                {
+                    continue;
+                }
+                let shown = text.map(|t| t.text.replace(HOLE, "${?}"));
+                let detail = Some(format!("parameter {name} names the secret"));
+                let disposition = self.section_disposition(path);
+                found.push(self.reference(
+                    secret,
+                    path,
+                    Form::Parameter,
+                    disposition,
+                    shown,
+                    detail,
+                ));
+            }
+        }
+    }
+
+    fn import_references(
+        &self,
+        value: &Text,
+        already: &BTreeSet<String>,
+        path: &[Step],
+        found: &mut Vec<Reference>,
+    ) {
+        if !value.is_known() {
+            return;
+        }
+        for secret in self.secrets {
+            if already.contains(&secret.name) || !secret.is_named_by(value.text.trim()) {
+                continue;
+            }
+            let detail = Some("an imported export names the secret".to_string());
+            let disposition = self.section_disposition(path);
+            found.push(self.reference(secret, path, Form::ImportValue, disposition, None, detail));
+        }
+    }
+
+    /// Macros (other than AWS's own) whose input mentions a secret: what they produce
+    /// cannot be evaluated, so the reference is possible.
+    fn macro_references(&self, template: &Value) -> Vec<Reference> {
+        let mut found = Vec::new();
+        for (path, name, input) in unknown_macros(template) {
+            let input = input.to_string();
+            for secret in self.secrets {
+                if !secret.identifiers().iter().any(|id| mentions(&input, id)) {
+                    continue;
+                }
+                let steps: Vec<Step> = path.iter().map(|k| Step::Key(k)).collect();
+                let detail = Some(format!(
+                    "possible reference: macro {name} receives the secret's name and its output cannot be evaluated"
+                ));
+                found.push(self.reference(
+                    secret,
+                    &steps,
+                    Form::Macro,
+                    Disposition::Possible,
+                    None,
+                    detail,
+                ));
+            }
+        }
+        found
+    }
+
+    /// Refresh inside resource properties (and SAM `Globals`), report elsewhere.
+    fn section_disposition(&self, path: &[Step]) -> Disposition {
+        match section(path) {
+            Section::ResourceProperties(_) | Section::Globals(_) => Disposition::Refresh,
+            Section::Other(_) => Disposition::Reported,
+        }
+    }
+
+    fn reference(
+        &self,
+        secret: &Secret,
+        path: &[Step],
+        form: Form,
+        mut disposition: Disposition,
+        text: Option<String>,
+        mut detail: Option<String>,
+    ) -> Reference {
+        let place = section(path);
+        let mut targets = Vec::new();
+        match &place {
+            Section::ResourceProperties(id) => targets.push(id.to_string()),
+            Section::Globals(kind) => {
+                targets.extend(resources_of_type(self.scope.template(), kind))
+            }
+            Section::Other(where_) if disposition == Disposition::Refresh => {
+                disposition = Disposition::Reported;
+                detail = Some(format!("in {where_}: reported, not refreshed"));
+            }
+            Section::Other(_) => {}
+        }
+        if disposition != Disposition::Refresh {
+            targets.clear();
+        }
+        Reference {
+            secret: secret.name.clone(),
+            path: render_path(path),
+            resource: resource_of(path).map(str::to_string),
+            form,
+            disposition,
+            text,
+            detail,
+            targets,
+        }
+    }
+}
+
+/// Where in a template a path points.
+enum Section<'p> {
+    /// Inside `Resources.ID.Properties`.
+    ResourceProperties(&'p str),
+    /// Inside SAM's `Globals.KIND`: applies to every resource of that kind.
+    Globals(&'static str),
+    /// Anywhere else, described for people.
+    Other(String),
+}
+
+fn section<'p>(path: &'p [Step]) -> Section<'p> {
+    match path {
+        [
+            Step::Key("Resources"),
+            Step::Key(id),
+            Step::Key("Properties"),
+            ..,
+        ] => Section::ResourceProperties(id),
+        [
+            Step::Key("Resources"),
+            Step::Key(id),
+            Step::Key(attribute),
+            ..,
+        ] => Section::Other(format!("the {attribute} of resource {id}")),
+        [Step::Key("Globals"), Step::Key(kind), ..] => match globals_type(kind) {
+            Some(t) => Section::Globals(t),
+            None => Section::Other(format!("Globals.{kind}")),
+        },
+        [Step::Key(top), ..] => Section::Other((*top).to_string()),
+        _ => Section::Other("the template".into()),
+    }
+}
+
+fn globals_type(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Function" => "AWS::Serverless::Function",
+        "Api" => "AWS::Serverless::Api",
+        "HttpApi" => "AWS::Serverless::HttpApi",
+        "SimpleTable" => "AWS::Serverless::SimpleTable",
+        "StateMachine" => "AWS::Serverless::StateMachine",
+        "LayerVersion" => "AWS::Serverless::LayerVersion",
+        _ => return None,
+    })
+}
+
+fn resources_of_type(template: &Value, kind: &str) -> Vec<String> {
+    template
+        .get("Resources")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+fn resource_of<'p>(path: &'p [Step]) -> Option<&'p str> {
+    match path {
+        [Step::Key("Resources"), Step::Key(id), ..] => Some(id),
+        _ => None,
+    }
+}
+
+fn render_path(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Macros that AWS runs and whose effect on references is known (they keep or copy the
+/// strings they are given).
+const KNOWN_MACROS: &[&str] = &[
+    "AWS::Serverless-2016-10-31",
+    "AWS::LanguageExtensions",
+    "AWS::CodeDeployBlueGreen",
+    "AWS::SecretsManager-2020-07-23",
+    "AWS::SecretsManager-2024-09-16",
+];
+
+/// Every macro use not in [`KNOWN_MACROS`]: its path, name and input.
+fn unknown_macros(template: &Value) -> Vec<(Vec<String>, String, &Value)> {
+    let mut found = Vec::new();
+    let names = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| {
+                    i.as_str()
+                        .or_else(|| i.get("Name").and_then(Value::as_str))
+                        .map(str::to_string)
+                })
+                .collect(),
+            Value::Object(_) => v
+                .get("Name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    if let Some(top) = template.get("Transform") {
+        for name in names(top) {
+            if !KNOWN_MACROS.contains(&name.as_str()) {
+                found.push((vec!["Transform".to_string()], name, template));
+            }
+        }
+    }
+    collect_fn_transforms(template, &mut Vec::new(), &mut found);
+    found
+}
+
+fn collect_fn_transforms<'v>(
+    node: &'v Value,
+    path: &mut Vec<String>,
+    found: &mut Vec<(Vec<String>, String, &'v Value)>,
+) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                path.push(key.clone());
+                if key == "Fn::Transform" {
+                    let name = value.get("Name").and_then(Value::as_str).unwrap_or("?");
+                    if !KNOWN_MACROS.contains(&name) {
+                        found.push((path.clone(), name.to_string(), value));
+                    }
+                }
+                collect_fn_transforms(value, path, found);
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(i.to_string());
+                collect_fn_transforms(item, path, found);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `haystack` contains `needle` as a whole secret identifier (not inside a longer
+/// name: `db` is not mentioned by `db-replica`).
+fn mentions(haystack: &str, needle: &str) -> bool {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-:".contains(c);
+    haystack.match_indices(needle).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + needle.len()..].chars().next();
+        !before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
+    })
+}
+
+/// References through the `cascade:secrets` / `cascade:resources` tags.
+fn tag_references(stack: &StackInfo, template: &Value, secrets: &[Secret]) -> Vec<Reference> {
+    let Some(listed) = stack.tag(TAG_SECRETS) else {
+        return Vec::new();
+    };
+    let resources = crate::graph::resource_ids(template);
+    let wanted: Vec<&str> = stack.tag(TAG_RESOURCES).map(tag_list).unwrap_or_default();
+    let (known, unknown): (Vec<&str>, Vec<&str>) =
+        wanted.iter().partition(|id| resources.contains(**id));
+    let mut found = Vec::new();
+    for secret in secrets {
+        if !tag_list(listed).iter().any(|id| secret.is_named_by(id)) {
+            continue;
+        }
+        let (disposition, detail) = if wanted.is_empty() {
+            (
+                Disposition::Reported,
+                Some(format!(
+                    "tag {TAG_SECRETS} names the secret but tag {TAG_RESOURCES} is missing: name the logical ids to refresh"
+                )),
+            )
+        } else if known.is_empty() {
+            (
+                Disposition::Reported,
+                Some(format!(
+                    "tag {TAG_RESOURCES} names no resource of the template ({})",
+                    unknown.join(", ")
+                )),
+            )
+        } else if !unknown.is_empty() {
+            (
+                Disposition::Refresh,
+                Some(format!(
+                    "tag {TAG_RESOURCES} names resources the template lacks: {}",
+                    unknown.join(", ")
+                )),
+            )
+        } else {
+            (Disposition::Refresh, None)
+        };
+        found.push(Reference {
+            secret: secret.name.clone(),
+            path: format!("Tags.{TAG_SECRETS}"),
+            resource: None,
+            form: Form::Tag,
+            disposition,
+            text: None,
+            detail,
+            targets: if disposition == Disposition::Refresh {
+                known.iter().map(|s| s.to_string()).collect()
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests;

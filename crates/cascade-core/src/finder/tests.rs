@@ -1,0 +1,434 @@
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::eval::Pseudo;
+use crate::secret::SecretOwner;
+
+const DB_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/app/1234";
+
+fn db() -> Secret {
+    let mut s = Secret::from_arn(DB_ARN).unwrap();
+    s.version_id = Some("v-current".into());
+    s
+}
+
+fn api() -> Secret {
+    Secret::from_arn("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/api-QwErTy")
+        .unwrap()
+}
+
+fn stack(template: Value) -> StackInfo {
+    let mut s = StackInfo::from_template("app", STACK_ID, template);
+    s.tags = BTreeMap::new();
+    s
+}
+
+fn find_with(
+    stack: &StackInfo,
+    params: &[(&str, &str)],
+    exports: &[(&str, &str)],
+    secrets: &[Secret],
+) -> Vec<Reference> {
+    let template = stack.template.clone().unwrap();
+    let exports: HashMap<String, String> = exports
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let given: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let pseudo = Pseudo {
+        region: Some("us-east-1".into()),
+        account_id: Some("123456789012".into()),
+        partition: Some("aws".into()),
+        stack_name: Some(stack.name.clone()),
+        stack_id: Some(stack.id.clone()),
+    };
+    let mut scope = Scope::new(&template, &given, pseudo, &exports);
+    for s in secrets {
+        if let Some(o) = s.owner.as_ref().filter(|o| o.stack_id == stack.id) {
+            scope = scope.with_resource_ref(&o.logical_id, &s.arn);
+        }
+    }
+    find_references(&scope, stack, secrets)
+}
+
+fn find(template: Value) -> Vec<Reference> {
+    find_with(&stack(template), &[], &[], &[db()])
+}
+
+fn in_property(value: Value) -> Value {
+    json!({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {"Password": value}}}})
+}
+
+fn only(refs: Vec<Reference>) -> Reference {
+    assert_eq!(refs.len(), 1, "{refs:#?}");
+    refs.into_iter().next().unwrap()
+}
+
+#[test]
+fn plain_dynamic_reference_by_name_full_arn_and_partial_arn() {
+    for id in [
+        "db",
+        DB_ARN,
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:db",
+    ] {
+        let r = only(find(in_property(json!(format!(
+            "{{{{resolve:secretsmanager:{id}:SecretString:password}}}}"
+        )))));
+        assert_eq!(r.path, "Resources.Fn.Properties.Password");
+        assert_eq!(r.resource.as_deref(), Some("Fn"));
+        assert_eq!(r.form, Form::DynamicReference);
+        assert_eq!(r.disposition, Disposition::Refresh);
+        assert_eq!(r.targets, ["Fn"]);
+        assert_eq!(r.secret, "db");
+    }
+}
+
+#[test]
+fn look_alikes_never_match() {
+    for id in [
+        "db-replica",
+        "app/db/extra",
+        "DB",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-replica-AbCdEf",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-XyZ123",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db",
+    ] {
+        let refs = find(in_property(json!(format!(
+            "{{{{resolve:secretsmanager:{id}}}}}"
+        ))));
+        assert!(refs.is_empty(), "{id}: {refs:?}");
+    }
+    assert!(find(in_property(json!("{{resolve:ssm:db}}"))).is_empty());
+    assert!(find(in_property(json!("db"))).is_empty());
+}
+
+#[test]
+fn sub_in_both_forms_with_parameters_and_pseudo_parameters() {
+    let template = json!({
+        "Parameters": {"Name": {"Type": "String"}},
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "A": {"Fn::Sub": "{{resolve:secretsmanager:${Name}:SecretString:password}}"},
+            "B": {"Fn::Sub": ["{{resolve:secretsmanager:arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${N}}}", {"N": {"Ref": "Name"}}]}
+        }}}
+    });
+    let refs = find_with(&stack(template), &[("Name", "db")], &[], &[db()]);
+    assert_eq!(refs.len(), 2, "{refs:#?}");
+    assert!(
+        refs.iter()
+            .all(|r| r.form == Form::DynamicReferenceSub && r.disposition == Disposition::Refresh)
+    );
+    assert_eq!(refs[0].path, "Resources.Fn.Properties.A");
+    assert_eq!(
+        refs[0].text.as_deref(),
+        Some("{{resolve:secretsmanager:db:SecretString:password}}")
+    );
+    assert_eq!(refs[1].path, "Resources.Fn.Properties.B");
+}
+
+#[test]
+fn join_from_parameters() {
+    let template = json!({
+        "Parameters": {"Env": {"Type": "String", "Default": "prod"}},
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Env": {"Variables": {"P": {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": "Env"}, "/api:SecretString:key}}"]]}}}
+        }}}
+    });
+    let r = only(find_with(&stack(template), &[], &[], &[db(), api()]));
+    assert_eq!(r.secret, "prod/api");
+    assert_eq!(r.form, Form::DynamicReferenceJoin);
+    assert_eq!(r.path, "Resources.Fn.Properties.Env.Variables.P");
+}
+
+#[test]
+fn pinned_references_are_reported_not_refreshed() {
+    let r = only(find(in_property(json!(
+        "{{resolve:secretsmanager:db:SecretString:password::v-old}}"
+    ))));
+    assert_eq!(r.disposition, Disposition::Pinned);
+    assert!(r.targets.is_empty());
+    assert!(r.detail.unwrap().contains("v-old"));
+    let r = only(find(in_property(json!(
+        "{{resolve:secretsmanager:db:SecretString:password:AWSPREVIOUS}}"
+    ))));
+    assert_eq!(r.disposition, Disposition::Pinned);
+    let r = only(find(in_property(json!(
+        "{{resolve:secretsmanager:db:SecretString:password:AWSCURRENT}}"
+    ))));
+    assert_eq!(r.disposition, Disposition::Refresh);
+}
+
+#[test]
+fn pins_recorded_by_secret_cascade_stay_refreshable() {
+    let mut template = in_property(json!(
+        "{{resolve:secretsmanager:db:SecretString:password::v-old}}"
+    ));
+    template["Metadata"] = json!({PIN_METADATA_KEY: {"Pins": [
+        {"Path": "Resources.Fn.Properties.Password", "SecretArn": DB_ARN, "VersionId": "v-old"}
+    ]}});
+    let r = only(find(template.clone()));
+    assert_eq!(r.disposition, Disposition::Refresh);
+    assert_eq!(r.targets, ["Fn"]);
+
+    template["Resources"]["Fn"]["Properties"]["Password"] =
+        json!("{{resolve:secretsmanager:db:SecretString:password::v-current}}");
+    template["Metadata"][PIN_METADATA_KEY]["Pins"][0]["VersionId"] = json!("v-current");
+    assert_eq!(only(find(template)).disposition, Disposition::Current);
+}
+
+#[test]
+fn outputs_conditions_and_metadata_are_reported_only() {
+    let template = json!({
+        "Metadata": {"Note": "{{resolve:secretsmanager:db}}"},
+        "Conditions": {"C": {"Fn::Equals": ["{{resolve:secretsmanager:db}}", "x"]}},
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function",
+            "Metadata": {"M": "{{resolve:secretsmanager:db}}"}}},
+        "Outputs": {"O": {"Value": {"Fn::Sub": "{{resolve:secretsmanager:db}}"}}}
+    });
+    let refs = find(template);
+    assert_eq!(refs.len(), 4);
+    assert!(
+        refs.iter()
+            .all(|r| r.disposition == Disposition::Reported && r.targets.is_empty()),
+        "{refs:#?}"
+    );
+    let paths: Vec<&str> = refs.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "Metadata.Note",
+            "Conditions.C.Fn::Equals[0]",
+            "Resources.Fn.Metadata.M",
+            "Outputs.O.Value"
+        ]
+    );
+    assert!(
+        refs[2]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("Metadata of resource Fn")
+    );
+    assert_eq!(refs[2].resource.as_deref(), Some("Fn"));
+}
+
+#[test]
+fn parameters_naming_the_secret_and_the_resources_using_them() {
+    let template = json!({
+        "Parameters": {"SecretArn": {"Type": "String"}, "Other": {"Type": "String"}},
+        "Resources": {
+            "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+                "ContainerDefinitions": [{"Secrets": [{"Name": "P", "ValueFrom": {"Ref": "SecretArn"}}]}]}},
+            "Policy": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+                "Doc": {"Fn::Sub": "${SecretArn}*"}}},
+            "Unrelated": {"Type": "AWS::SNS::Topic", "Properties": {"N": {"Ref": "Other"}}}
+        },
+        "Outputs": {"A": {"Value": {"Ref": "SecretArn"}}}
+    });
+    let refs = find_with(
+        &stack(template),
+        &[("SecretArn", DB_ARN), ("Other", "db-replica")],
+        &[],
+        &[db()],
+    );
+    let summary: Vec<(&str, Form, Disposition)> = refs
+        .iter()
+        .map(|r| (r.path.as_str(), r.form, r.disposition))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "Resources.Task.Properties.ContainerDefinitions[0].Secrets[0].ValueFrom",
+                Form::Parameter,
+                Disposition::Refresh
+            ),
+            (
+                "Resources.Policy.Properties.Doc",
+                Form::Parameter,
+                Disposition::Refresh
+            ),
+            ("Outputs.A.Value", Form::Parameter, Disposition::Reported),
+        ]
+    );
+}
+
+#[test]
+fn a_parameter_inside_a_dynamic_reference_counts_once() {
+    let template = json!({
+        "Parameters": {"Name": {"Type": "String"}},
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "P": {"Fn::Sub": "{{resolve:secretsmanager:${Name}}}"}}}}
+    });
+    let r = only(find_with(&stack(template), &[("Name", "db")], &[], &[db()]));
+    assert_eq!(r.form, Form::DynamicReferenceSub);
+}
+
+#[test]
+fn import_value_of_an_export_naming_the_secret() {
+    let template = json!({
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Arn": {"Fn::ImportValue": {"Fn::Sub": "shared-${AWS::Region}-DbSecret"}},
+            "Other": {"Fn::ImportValue": "shared-Other"},
+            "Built": {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Fn::ImportValue": "shared-Name"}, "}}"]]}
+        }}}
+    });
+    let refs = find_with(
+        &stack(template),
+        &[],
+        &[
+            ("shared-us-east-1-DbSecret", DB_ARN),
+            ("shared-Other", "db-replica"),
+            ("shared-Name", "db"),
+        ],
+        &[db()],
+    );
+    let summary: Vec<(&str, Form)> = refs.iter().map(|r| (r.path.as_str(), r.form)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("Resources.Fn.Properties.Arn", Form::ImportValue),
+            ("Resources.Fn.Properties.Built", Form::DynamicReferenceJoin),
+        ]
+    );
+}
+
+#[test]
+fn the_cascade_secrets_tag_names_resources_to_refresh() {
+    let template = json!({"Resources": {"Svc": {"Type": "AWS::ECS::Service"}, "Task": {"Type": "AWS::ECS::TaskDefinition"}}});
+    let mut s = stack(template);
+    s.tags
+        .insert(TAG_SECRETS.into(), format!("other, {DB_ARN}"));
+    s.tags.insert(TAG_RESOURCES.into(), "Task, Missing".into());
+    let r = only(find_with(&s, &[], &[], &[db()]));
+    assert_eq!((r.form, r.disposition), (Form::Tag, Disposition::Refresh));
+    assert_eq!(r.targets, ["Task"]);
+    assert!(r.detail.unwrap().contains("Missing"));
+    assert_eq!(r.resource, None);
+
+    s.tags.remove(TAG_RESOURCES);
+    let r = only(find_with(&s, &[], &[], &[db()]));
+    assert_eq!(r.disposition, Disposition::Reported);
+    assert!(r.detail.unwrap().contains("cascade:resources is missing"));
+
+    s.tags.insert(TAG_SECRETS.into(), "db-replica".into());
+    assert!(find_with(&s, &[], &[], &[db()]).is_empty());
+}
+
+#[test]
+fn unevaluable_secret_ids_are_possible_references() {
+    let template = json!({
+        "Parameters": {"Hidden": {"Type": "String", "NoEcho": true}},
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "A": {"Fn::Sub": "{{resolve:secretsmanager:${Hidden}:SecretString:password}}"},
+            "B": {"Fn::Sub": "{{resolve:secretsmanager:prod/${Hidden}}}"},
+            "C": {"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Fn::GetAtt": ["X", "Name"]}, "}}"]]}
+        }}}
+    });
+    let refs = find_with(&stack(template), &[("Hidden", "****")], &[], &[db()]);
+    let summary: Vec<(&str, Disposition)> = refs
+        .iter()
+        .map(|r| (r.path.as_str(), r.disposition))
+        .collect();
+    // B cannot be `db`: its literal prefix rules it out.
+    assert_eq!(
+        summary,
+        [
+            ("Resources.Fn.Properties.A", Disposition::Possible),
+            ("Resources.Fn.Properties.C", Disposition::Possible)
+        ]
+    );
+    assert!(refs[0].detail.as_deref().unwrap().contains("NoEcho"));
+    assert_eq!(
+        refs[0].text.as_deref(),
+        Some("{{resolve:secretsmanager:${?}:SecretString:password}}")
+    );
+    assert!(refs[1].detail.as_deref().unwrap().contains("X.Name"));
+}
+
+#[test]
+fn unknown_macros_mentioning_the_secret_are_possible_references() {
+    let template = json!({
+        "Transform": ["AWS::Serverless-2016-10-31", "Acme::Secrets"],
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "P": {"Fn::Transform": {"Name": "Acme::Inject", "Parameters": {"Secret": "db"}}},
+            "Q": {"Fn::Transform": {"Name": "Acme::Inject", "Parameters": {"Secret": "db-replica"}}}
+        }}}
+    });
+    let refs = find(template);
+    let paths: Vec<(&str, Form, Disposition)> = refs
+        .iter()
+        .map(|r| (r.path.as_str(), r.form, r.disposition))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("Transform", Form::Macro, Disposition::Possible),
+            (
+                "Resources.Fn.Properties.P.Fn::Transform",
+                Form::Macro,
+                Disposition::Possible
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_secret_created_by_the_stack_matches_through_its_owner_tags() {
+    let template = json!({"Resources": {
+        "Secret": {"Type": "AWS::SecretsManager::Secret"},
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "P": {"Fn::Sub": "{{resolve:secretsmanager:${Secret}::password}}"}}}
+    }});
+    let s = stack(template);
+    assert!(
+        find_with(&s, &[], &[], &[db()]).is_empty(),
+        "no owner: not this secret, and not a possible one"
+    );
+    let mut owned = db();
+    owned.owner = Some(SecretOwner {
+        stack_id: STACK_ID.into(),
+        logical_id: "Secret".into(),
+    });
+    let r = only(find_with(&s, &[], &[], &[owned]));
+    assert_eq!(
+        (r.form, r.disposition),
+        (Form::DynamicReferenceSub, Disposition::Refresh)
+    );
+}
+
+#[test]
+fn sam_globals_refresh_every_function() {
+    let template = json!({
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Globals": {"Function": {"Environment": {"Variables": {"P": "{{resolve:secretsmanager:db}}"}}}},
+        "Resources": {
+            "A": {"Type": "AWS::Serverless::Function"},
+            "B": {"Type": "AWS::Serverless::Function"},
+            "T": {"Type": "AWS::SNS::Topic"}
+        }
+    });
+    let r = only(find(template));
+    assert_eq!(r.disposition, Disposition::Refresh);
+    assert_eq!(r.targets, ["A", "B"]);
+    assert_eq!(r.resource, None);
+}
+
+#[test]
+fn several_secrets_and_several_references_in_one_string() {
+    let refs = find_with(
+        &stack(in_property(json!(
+            "{{resolve:secretsmanager:db:SecretString:u}}/{{resolve:secretsmanager:prod/api}}"
+        ))),
+        &[],
+        &[],
+        &[db(), api()],
+    );
+    let secrets: Vec<&str> = refs.iter().map(|r| r.secret.as_str()).collect();
+    assert_eq!(secrets, ["db", "prod/api"]);
+}

@@ -1,0 +1,20 @@
+//! Pure logic of Secret Cascade: no AWS SDK, no I/O.
+//!
+//! - [`template`] reads CloudFormation templates (JSON, or YAML with short-form tags) into
+//!   one long-form JSON value.
+//! - [`secret`] and [`dynref`] say what a secret is called and how templates name it.
+//! - [`eval`] evaluates the intrinsic functions that build strings (`Fn::Sub`, `Fn::Join`, ...).
+//! - [`finder`] finds every reference to a secret in a stack; [`graph`] follows what depends
+//!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
+//! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
+
+pub mod dynref;
+pub mod eval;
+pub mod finder;
+pub mod graph;
+pub mod plan;
+pub mod secret;
+pub mod stack;
+pub mod stack_policy;
+pub mod stateful;
+pub mod template;

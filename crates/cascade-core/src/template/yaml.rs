@@ -1,0 +1,671 @@
+//! The YAML loader: builds one long-form JSON value from `saphyr-parser`'s events.
+//!
+//! A small recursive builder over the event stream, so that tags and scalar resolution
+//! are entirely ours:
+//! - `!Ref x` → `{"Ref": "x"}`, `!Condition x` → `{"Condition": "x"}`, `!GetAtt A.B` →
+//!   `{"Fn::GetAtt": ["A", "B"]}`, and every other `!Name` → `{"Fn::Name": …}`, on scalars,
+//!   sequences and mappings alike (as cfn-flip does). A tagged scalar keeps its text as a
+//!   string (`!Ref 5` → `{"Ref": "5"}`), again as cfn-flip does.
+//! - Standard tags (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map`, `!!seq`,
+//!   `!!timestamp`) keep their YAML meaning; the non-specific tag `!` makes a string.
+//! - Plain scalars resolve as YAML 1.1 ([`super::scalar`]); quoted and block scalars are
+//!   strings.
+//! - Anchors and aliases are expanded (with a budget against alias bombs) and merge keys
+//!   (`<<`) are applied. cfn-flip rejects merge keys, and CloudFormation documents that it
+//!   supports neither aliases nor merges, but reading them the YAML way loses nothing.
+//! - Duplicate mapping keys are an error: PyYAML silently keeps the last value, but
+//!   CloudFormation rejects such templates, and a silently dropped resource or property is
+//!   the worst outcome for a tool that looks for references. The corpus has none.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, StrInput, Tag};
+use serde_json::{Map, Value};
+
+use super::{TemplateError, scalar};
+
+/// Deepest nesting of sequences and mappings accepted (serde_json's own limit for JSON).
+pub(crate) const MAX_DEPTH: usize = 128;
+
+/// Most under-indented quoted scalars fixed in one template (each costs a parse).
+const MAX_REINDENTS: usize = 256;
+
+/// Most nodes that aliases may copy in one template, against "billion laughs" inputs.
+const MAX_ALIAS_NODES: usize = 1_000_000;
+
+const CORE_PREFIX: &str = "tag:yaml.org,2002:";
+
+/// Reads one YAML document whose top level is a mapping.
+pub(crate) fn load(text: &str) -> Result<Value, TemplateError> {
+    let (mut text, completed) = complete_last_line(text);
+    let mut reindented = 0;
+    loop {
+        let eof = completed.then(|| text.chars().count());
+        let mut loader = Loader::new(&text, eof);
+        let result = loader.document();
+        let quote_at = loader.under_indented_quote;
+        match (result, quote_at) {
+            (Err(e), Some(at)) if reindented < MAX_REINDENTS => match reindent_quoted(&text, at) {
+                Reindent::Fixed(fixed) => {
+                    text = Cow::Owned(fixed);
+                    reindented += 1;
+                }
+                Reindent::Unterminated => {
+                    let message = "invalid YAML: this quoted scalar is never closed".to_owned();
+                    return Err(TemplateError { message, ..e });
+                }
+                Reindent::NotPossible => return Err(e),
+            },
+            (result, _) => return result,
+        }
+    }
+}
+
+/// The text to parse, and whether a final line break was added to it.
+///
+/// saphyr mishandles a block scalar that runs into the end of a text with no final line
+/// break: `|` + "x" gives "x\n" (PyYAML and the YAML spec: "x"), and a last line of blanks
+/// adds an extra "\n". Many templates end without a line break, so: a last line of blanks
+/// is dropped (it means nothing), and otherwise a line break is added, which the loader
+/// takes back off the block scalar that ends there (`Loader::eof`).
+fn complete_last_line(text: &str) -> (Cow<'_, str>, bool) {
+    let last_line_start = text.rfind('\n').map_or(0, |at| at + 1);
+    let last_line = &text[last_line_start..];
+    if last_line.is_empty() {
+        (Cow::Borrowed(text), false)
+    } else if last_line.trim_start_matches([' ', '\t', '\r']).is_empty() {
+        (Cow::Borrowed(&text[..last_line_start]), false)
+    } else {
+        (Cow::Owned(format!("{text}\n")), true)
+    }
+}
+
+enum Reindent {
+    Fixed(String),
+    Unterminated,
+    NotPossible,
+}
+
+/// The text with the continuation lines of the quoted scalar that starts at character
+/// `at` indented to its column.
+///
+/// YAML 1.2 (saphyr) wants those lines indented more than the enclosing block; YAML 1.1
+/// readers (PyYAML, CloudFormation) accept any indentation, and templates rely on it, e.g.
+/// a top-level `Description: 'long text` continued at column 1. Leading blanks of
+/// continuation lines are folded away, so the value does not change.
+fn reindent_quoted(text: &str, at: usize) -> Reindent {
+    let Some((start, quote @ ('\'' | '"'))) = text.char_indices().nth(at) else {
+        return Reindent::NotPossible;
+    };
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count();
+    // Find the closing quote: '' escapes a single quote, \ escapes in double quotes.
+    let body = &text[start + 1..];
+    let mut chars = body.char_indices();
+    let end = loop {
+        let Some(next) = chars.next() else {
+            return Reindent::Unterminated;
+        };
+        match next {
+            (i, '\'') if quote == '\'' => {
+                if body[i + 1..].starts_with('\'') {
+                    chars.next();
+                } else {
+                    break start + 1 + i;
+                }
+            }
+            (_, '\\') if quote == '"' => {
+                chars.next();
+            }
+            (i, '"') if quote == '"' => break start + 1 + i,
+            _ => {}
+        }
+    };
+    let mut fixed = String::with_capacity(text.len() + 64);
+    fixed.push_str(&text[..start]);
+    let mut lines = text[start..end].split('\n');
+    fixed.push_str(lines.next().unwrap_or_default());
+    for line in lines {
+        if line.starts_with("---") || line.starts_with("...") {
+            return Reindent::NotPossible; // a document marker ends the scalar for every reader
+        }
+        let blanks = line.len() - line.trim_start_matches(' ').len();
+        fixed.push('\n');
+        fixed.extend(std::iter::repeat_n(' ', column.saturating_sub(blanks)));
+        fixed.push_str(line);
+    }
+    fixed.push_str(&text[end..]);
+    Reindent::Fixed(fixed)
+}
+
+struct Loader<'input> {
+    text: &'input str,
+    /// Where the text ends (in characters) when `load` added its final line break.
+    eof: Option<usize>,
+    parser: Parser<'input, StrInput<'input>>,
+    /// Built values of anchored nodes, by saphyr's anchor id.
+    anchors: HashMap<usize, Anchored>,
+    /// Nodes copied by aliases so far.
+    alias_nodes: usize,
+    /// Where (in characters) a quoted scalar with under-indented lines starts, if the
+    /// parser stopped on one.
+    under_indented_quote: Option<usize>,
+}
+
+struct Anchored {
+    value: Value,
+    /// Nesting levels of sequences and mappings inside `value`.
+    height: usize,
+    /// Number of JSON nodes in `value`.
+    nodes: usize,
+}
+
+/// What a node's tag asks for.
+enum NodeTag {
+    /// No tag, or the non-specific `!`: the node's ordinary meaning.
+    None { non_specific: bool },
+    /// A standard tag, by its suffix (`str`, `int`, `map`, ...).
+    Core(String),
+    /// A short-form intrinsic function, by its long-form key (`Ref`, `Fn::Sub`, ...).
+    Function(String),
+}
+
+impl NodeTag {
+    /// Whether the node keeps its ordinary meaning: no tag, `!`, or `!!{core}`.
+    fn is_ordinary(&self, core: &str) -> bool {
+        match self {
+            NodeTag::None { .. } => true,
+            NodeTag::Core(name) => name == core,
+            NodeTag::Function(_) => false,
+        }
+    }
+}
+
+const GET_ATT: &str = "Fn::GetAtt";
+
+impl<'input> Loader<'input> {
+    fn new(text: &'input str, eof: Option<usize>) -> Self {
+        Loader {
+            text,
+            eof,
+            parser: Parser::new_from_str(text),
+            anchors: HashMap::new(),
+            alias_nodes: 0,
+            under_indented_quote: None,
+        }
+    }
+
+    fn document(&mut self) -> Result<Value, TemplateError> {
+        let (event, span) = self.next()?;
+        if event != Event::StreamStart {
+            return Err(error(span.start, "expected the start of the YAML stream"));
+        }
+        let (event, span) = self.next()?;
+        match event {
+            Event::DocumentStart(_) => {}
+            Event::StreamEnd => {
+                return Err(error(
+                    span.start,
+                    "a template must be a mapping (the text is empty)",
+                ));
+            }
+            other => return Err(unexpected(&other, span)),
+        }
+        let (event, span) = self.next()?;
+        let is_mapping = match &event {
+            Event::MappingStart(_, tag) => self.classify(tag.as_deref(), span)?.is_ordinary("map"),
+            _ => false,
+        };
+        if !is_mapping {
+            return Err(error(span.start, "a template must be a mapping"));
+        }
+        let value = self.node(event, span, 0)?;
+        let (event, span) = self.next()?;
+        if event != Event::DocumentEnd {
+            return Err(unexpected(&event, span));
+        }
+        let (event, span) = self.next()?;
+        match event {
+            Event::StreamEnd => Ok(value),
+            Event::DocumentStart(_) => Err(error(
+                span.start,
+                "a template must be a single YAML document, but a second one starts here",
+            )),
+            other => Err(unexpected(&other, span)),
+        }
+    }
+
+    /// The next event, or the parser's error with its position.
+    fn next(&mut self) -> Result<(Event<'input>, Span), TemplateError> {
+        match self.parser.next_event() {
+            Some(Ok(next)) => Ok(next),
+            Some(Err(e)) => Err(self.scan_error(&e)),
+            None => Err(error(
+                Marker::new(
+                    self.text.chars().count(),
+                    self.text.lines().count().max(1),
+                    0,
+                ),
+                "unexpected end of the YAML stream",
+            )),
+        }
+    }
+
+    /// Builds the node that starts with `event`, nested `depth` levels deep.
+    fn node(
+        &mut self,
+        event: Event<'input>,
+        span: Span,
+        depth: usize,
+    ) -> Result<Value, TemplateError> {
+        let (anchor, value) = match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag = self.classify(tag.as_deref(), span)?;
+                (anchor, self.scalar(&text, style, tag, span, depth)?)
+            }
+            Event::SequenceStart(anchor, tag) => {
+                let tag = self.classify(tag.as_deref(), span)?;
+                (anchor, self.sequence(tag, span, depth)?)
+            }
+            Event::MappingStart(anchor, tag) => {
+                let tag = self.classify(tag.as_deref(), span)?;
+                (anchor, self.mapping(tag, span, depth)?)
+            }
+            Event::Alias(id) => (0, self.alias(id, span, depth)?),
+            other => return Err(unexpected(&other, span)),
+        };
+        self.remember(anchor, &value);
+        Ok(value)
+    }
+
+    /// Keeps the value of an anchored node (anchor id 0 means no anchor) for its aliases.
+    fn remember(&mut self, anchor: usize, value: &Value) {
+        if anchor != 0 {
+            let (height, nodes) = measure(value);
+            let value = value.clone();
+            self.anchors.insert(
+                anchor,
+                Anchored {
+                    value,
+                    height,
+                    nodes,
+                },
+            );
+        }
+    }
+
+    fn scalar(
+        &mut self,
+        text: &str,
+        style: ScalarStyle,
+        tag: NodeTag,
+        span: Span,
+        depth: usize,
+    ) -> Result<Value, TemplateError> {
+        let text = match style {
+            ScalarStyle::Literal | ScalarStyle::Folded if Some(span.end.index()) == self.eof => {
+                // The line break that `load` added is not part of the scalar.
+                text.strip_suffix('\n').unwrap_or(text)
+            }
+            _ => text,
+        };
+        match tag {
+            NodeTag::None { non_specific } => Ok(if style == ScalarStyle::Plain && !non_specific {
+                scalar::resolve_plain(text)
+            } else {
+                Value::String(text.to_owned())
+            }),
+            NodeTag::Core(name) => core_scalar(&name, text, span),
+            NodeTag::Function(key) => {
+                enter(depth, span)?;
+                let inner = if key == GET_ATT {
+                    get_att_from_text(text, span)?
+                } else {
+                    Value::String(text.to_owned())
+                };
+                Ok(function(key, inner))
+            }
+        }
+    }
+
+    fn sequence(&mut self, tag: NodeTag, span: Span, depth: usize) -> Result<Value, TemplateError> {
+        match tag {
+            NodeTag::None { .. } => self.items(span, depth).map(Value::Array),
+            NodeTag::Core(name) if name == "seq" => self.items(span, depth).map(Value::Array),
+            NodeTag::Core(name) => Err(error(
+                span.start,
+                format!("the tag !!{name} cannot be used on a sequence"),
+            )),
+            NodeTag::Function(key) if key == GET_ATT => {
+                enter(depth, span)?;
+                let items = self.get_att_items(span, depth + 1)?;
+                Ok(function(key, items))
+            }
+            NodeTag::Function(key) => {
+                enter(depth, span)?;
+                let items = self.items(span, depth + 1)?;
+                Ok(function(key, Value::Array(items)))
+            }
+        }
+    }
+
+    fn mapping(&mut self, tag: NodeTag, span: Span, depth: usize) -> Result<Value, TemplateError> {
+        match tag {
+            NodeTag::None { .. } => self.entries(span, depth).map(Value::Object),
+            NodeTag::Core(name) if name == "map" => self.entries(span, depth).map(Value::Object),
+            NodeTag::Core(name) => Err(error(
+                span.start,
+                format!("the tag !!{name} cannot be used on a mapping"),
+            )),
+            NodeTag::Function(key) if key == GET_ATT => Err(error(
+                span.start,
+                "!GetAtt needs \"Resource.Attribute\" or [Resource, Attribute], not a mapping",
+            )),
+            NodeTag::Function(key) => {
+                enter(depth, span)?;
+                let entries = self.entries(span, depth + 1)?;
+                Ok(function(key, Value::Object(entries)))
+            }
+        }
+    }
+
+    /// The items of a sequence whose `SequenceStart` was just read.
+    fn items(&mut self, span: Span, depth: usize) -> Result<Vec<Value>, TemplateError> {
+        enter(depth, span)?;
+        let mut items = Vec::new();
+        loop {
+            let (event, span) = self.next()?;
+            if event == Event::SequenceEnd {
+                return Ok(items);
+            }
+            items.push(self.node(event, span, depth + 1)?);
+        }
+    }
+
+    /// The entries of a mapping whose `MappingStart` was just read, with merge keys applied.
+    fn entries(&mut self, span: Span, depth: usize) -> Result<Map<String, Value>, TemplateError> {
+        enter(depth, span)?;
+        let mut entries = Map::new();
+        let mut merged = Vec::new();
+        let mut seen_merge = false;
+        loop {
+            let (event, key_span) = self.next()?;
+            if event == Event::MappingEnd {
+                break;
+            }
+            let is_merge =
+                matches!(&event, Event::Scalar(text, ScalarStyle::Plain, _, None) if text == "<<");
+            let key = self.key(event, key_span, depth + 1)?;
+            let (event, value_span) = self.next()?;
+            let value = self.node(event, value_span, depth + 1)?;
+            if is_merge {
+                if std::mem::replace(&mut seen_merge, true) {
+                    return Err(error(key_span.start, "duplicate merge key \"<<\""));
+                }
+                merged = merge_sources(value, value_span)?;
+            } else if entries.contains_key(&key) {
+                return Err(error(
+                    key_span.start,
+                    format!("duplicate key {key:?} (CloudFormation rejects duplicate keys)"),
+                ));
+            } else {
+                entries.insert(key, value);
+            }
+        }
+        // Keys written in the mapping win over merged ones; earlier sources over later ones.
+        for source in merged {
+            for (key, value) in source {
+                if !entries.contains_key(&key) {
+                    entries.insert(key, value);
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// A mapping key as JSON text: a scalar, written as JSON would write it.
+    fn key(
+        &mut self,
+        event: Event<'input>,
+        span: Span,
+        depth: usize,
+    ) -> Result<String, TemplateError> {
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..)) {
+            return Err(error(span.start, "a mapping key must be a scalar"));
+        }
+        match self.node(event, span, depth)? {
+            Value::String(s) => Ok(s),
+            Value::Null => Ok("null".to_owned()),
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Array(_) | Value::Object(_) => Err(error(
+                span.start,
+                "a mapping key must be a scalar, without an intrinsic function tag",
+            )),
+        }
+    }
+
+    /// The `[Resource, Attribute]` list of a `!GetAtt` sequence.
+    ///
+    /// Scalar items keep only their text, tagged or not, as cfn-flip does (it takes each
+    /// item's raw `node.value`), and the corpus requires it: `!GetAtt [!Sub
+    /// "S3Bucket${Identifier}", !Ref Property]` inside `Fn::ForEach` is
+    /// `["S3Bucket${Identifier}", "Property"]`. That drops the `Fn::Sub`/`Ref`, which
+    /// CloudFormation would keep; it only matters inside `Fn::ForEach`. A mapping item (a
+    /// long-form function) is kept as it is, where cfn-flip fails.
+    fn get_att_items(&mut self, span: Span, depth: usize) -> Result<Value, TemplateError> {
+        enter(depth, span)?;
+        let mut items = Vec::new();
+        loop {
+            let (event, item_span) = self.next()?;
+            let item = match event {
+                Event::SequenceEnd => break,
+                Event::Scalar(text, _, anchor, _) => {
+                    let value = Value::String(text.into_owned());
+                    self.remember(anchor, &value);
+                    value
+                }
+                other => self.node(other, item_span, depth + 1)?,
+            };
+            items.push(item);
+        }
+        let usable = |item: &Value| match item {
+            Value::String(text) => !text.is_empty(),
+            Value::Object(_) => true,
+            _ => false,
+        };
+        match items.as_slice() {
+            [resource, attribute] if usable(resource) && usable(attribute) => {
+                Ok(Value::Array(items))
+            }
+            _ => Err(error(
+                span.start,
+                "!GetAtt needs a list of two: [Resource, Attribute]",
+            )),
+        }
+    }
+
+    fn alias(&mut self, id: usize, span: Span, depth: usize) -> Result<Value, TemplateError> {
+        let Some(anchored) = self.anchors.get(&id) else {
+            return Err(error(
+                span.start,
+                "this alias refers to a node that contains it (recursive aliases are not supported)",
+            ));
+        };
+        if depth + anchored.height > MAX_DEPTH {
+            return Err(too_deep(span));
+        }
+        self.alias_nodes += anchored.nodes;
+        if self.alias_nodes > MAX_ALIAS_NODES {
+            return Err(error(
+                span.start,
+                format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
+            ));
+        }
+        Ok(anchored.value.clone())
+    }
+
+    /// Sorts a tag into ours, standard, or unsupported.
+    fn classify(&self, tag: Option<&Tag>, span: Span) -> Result<NodeTag, TemplateError> {
+        let Some(tag) = tag else {
+            return Ok(NodeTag::None {
+                non_specific: false,
+            });
+        };
+        // saphyr gives `!Ref` as ("!", "Ref"), `!!str` as (CORE_PREFIX, "str"), and verbatim
+        // tags (`!<...>`, and the non-specific `!`) whole in the suffix.
+        let full = format!("{}{}", tag.handle, tag.suffix);
+        if full == "!" {
+            Ok(NodeTag::None { non_specific: true })
+        } else if let Some(name) = full.strip_prefix(CORE_PREFIX) {
+            Ok(NodeTag::Core(name.to_owned()))
+        } else if let Some(name) = full.strip_prefix('!') {
+            Ok(NodeTag::Function(match name {
+                "Ref" | "Condition" => name.to_owned(),
+                _ => format!("Fn::{name}"),
+            }))
+        } else {
+            Err(error(span.start, format!("unsupported tag <{full}>")))
+        }
+    }
+
+    fn scan_error(&mut self, e: &ScanError) -> TemplateError {
+        let mark = *e.marker();
+        if e.info() == "invalid indentation in quoted scalar" {
+            self.under_indented_quote = Some(mark.index());
+        }
+        let mut message = format!("invalid YAML: {}", e.info());
+        if second_tag_at(self.text, mark.index()) {
+            // `!Base64 !Sub x` puts two tags on one node: YAML forbids it, CloudFormation's
+            // docs explain it, and the parser's message does not say it.
+            message.push_str(
+                " (a node takes only one tag: write the inner function in long form, \
+                 e.g. `!Base64 {\"Fn::Sub\": ...}`)",
+            );
+        }
+        error(mark, message)
+    }
+}
+
+/// Whether a tag starts at character `at`, right after another tag.
+fn second_tag_at(text: &str, at: usize) -> bool {
+    let Some((start, '!')) = text.char_indices().nth(at) else {
+        return false;
+    };
+    let before = text[..start].trim_end();
+    let word = before
+        .rfind(char::is_whitespace)
+        .map_or(before, |i| &before[i + 1..]);
+    word.starts_with('!')
+}
+
+/// A scalar with a standard tag.
+fn core_scalar(name: &str, text: &str, span: Span) -> Result<Value, TemplateError> {
+    let value = match name {
+        // CloudFormation has no timestamp type: the text is the value.
+        "str" | "timestamp" => Some(Value::String(text.to_owned())),
+        "int" => scalar::parse_int(text).map(Value::Number),
+        "float" => scalar::parse_float(text)
+            .or_else(|| scalar::parse_int(text))
+            .and_then(|n| n.as_f64())
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number),
+        "bool" => scalar::parse_bool(text).map(Value::Bool),
+        "null" => scalar::is_null(text).then_some(Value::Null),
+        "map" | "seq" => {
+            return Err(error(
+                span.start,
+                format!("the tag !!{name} cannot be used on a scalar"),
+            ));
+        }
+        _ => {
+            return Err(error(
+                span.start,
+                format!("unsupported tag !!{name} (CloudFormation does not support it)"),
+            ));
+        }
+    };
+    value.ok_or_else(|| error(span.start, format!("{text:?} is not a valid !!{name}")))
+}
+
+/// `{"Fn::GetAtt": ["A", "B.C"]}` from `"A.B.C"`: split at the first dot.
+fn get_att_from_text(text: &str, span: Span) -> Result<Value, TemplateError> {
+    match text.split_once('.') {
+        Some((resource, attribute)) if !resource.is_empty() && !attribute.is_empty() => {
+            Ok(Value::Array(vec![resource.into(), attribute.into()]))
+        }
+        _ => Err(error(
+            span.start,
+            format!("!GetAtt needs \"Resource.Attribute\", got {text:?}"),
+        )),
+    }
+}
+
+/// The mappings that a merge key's value names: one mapping or a list of them.
+fn merge_sources(value: Value, span: Span) -> Result<Vec<Map<String, Value>>, TemplateError> {
+    let not_mappings = || {
+        error(
+            span.start,
+            "a merge key (<<) needs a mapping or a list of mappings",
+        )
+    };
+    match value {
+        Value::Object(map) => Ok(vec![map]),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(map) => Ok(map),
+                _ => Err(not_mappings()),
+            })
+            .collect(),
+        _ => Err(not_mappings()),
+    }
+}
+
+fn function(key: String, inner: Value) -> Value {
+    Value::Object(Map::from_iter([(key, inner)]))
+}
+
+/// Checks that a sequence or mapping may start at `depth`.
+fn enter(depth: usize, span: Span) -> Result<(), TemplateError> {
+    if depth >= MAX_DEPTH {
+        Err(too_deep(span))
+    } else {
+        Ok(())
+    }
+}
+
+fn too_deep(span: Span) -> TemplateError {
+    error(
+        span.start,
+        format!("sequences and mappings nest deeper than {MAX_DEPTH} levels"),
+    )
+}
+
+/// Nesting height and node count of a value (bounded by `MAX_DEPTH`, so recursion is safe).
+fn measure(value: &Value) -> (usize, usize) {
+    fn collection<'a>(children: impl Iterator<Item = &'a Value>) -> (usize, usize) {
+        children.fold((1, 1), |(height, nodes), child| {
+            let (h, n) = measure(child);
+            (height.max(h + 1), nodes + n)
+        })
+    }
+    match value {
+        Value::Array(items) => collection(items.iter()),
+        Value::Object(map) => collection(map.values()),
+        _ => (0, 1),
+    }
+}
+
+fn unexpected(event: &Event<'_>, span: Span) -> TemplateError {
+    error(span.start, format!("unexpected YAML event {event:?}"))
+}
+
+fn error(mark: Marker, message: impl Into<String>) -> TemplateError {
+    TemplateError {
+        line: mark.line().max(1),
+        column: mark.col() + 1,
+        message: message.into(),
+    }
+}
