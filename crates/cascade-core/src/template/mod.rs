@@ -44,6 +44,7 @@ pub fn read_template(text: &str) -> Result<Value, TemplateError> {
 }
 
 /// Pretty JSON text of a template value (2-space indent, trailing newline).
+#[must_use]
 pub fn to_json_pretty(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value)
         .expect("a serde_json::Value with string keys always serializes");

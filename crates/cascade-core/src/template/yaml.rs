@@ -7,7 +7,8 @@
 //!   sequences and mappings alike (as cfn-flip does). A tagged scalar keeps its text as a
 //!   string (`!Ref 5` → `{"Ref": "5"}`), again as cfn-flip does.
 //! - Standard tags (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map`, `!!seq`,
-//!   `!!timestamp`) keep their YAML meaning; the non-specific tag `!` makes a string.
+//!   `!!timestamp`) keep their YAML meaning; the non-specific tag `!` makes a string (as
+//!   YAML says; PyYAML would resolve `! 123` as if untagged).
 //! - Plain scalars resolve as YAML 1.1 ([`super::scalar`]); quoted and block scalars are
 //!   strings.
 //! - Anchors and aliases are expanded (with a budget against alias bombs) and merge keys
@@ -26,7 +27,7 @@ use serde_json::{Map, Value};
 use super::{TemplateError, scalar};
 
 /// Deepest nesting of sequences and mappings accepted (serde_json's own limit for JSON).
-pub(crate) const MAX_DEPTH: usize = 128;
+const MAX_DEPTH: usize = 128;
 
 /// Most under-indented quoted scalars fixed in one template (each costs a parse).
 const MAX_REINDENTS: usize = 256;
@@ -214,7 +215,7 @@ impl<'input> Loader<'input> {
         }
         let (event, span) = self.next()?;
         let is_mapping = match &event {
-            Event::MappingStart(_, tag) => self.classify(tag.as_deref(), span)?.is_ordinary("map"),
+            Event::MappingStart(_, tag) => classify(tag.as_deref(), span)?.is_ordinary("map"),
             _ => false,
         };
         if !is_mapping {
@@ -261,15 +262,15 @@ impl<'input> Loader<'input> {
     ) -> Result<Value, TemplateError> {
         let (anchor, value) = match event {
             Event::Scalar(text, style, anchor, tag) => {
-                let tag = self.classify(tag.as_deref(), span)?;
+                let tag = classify(tag.as_deref(), span)?;
                 (anchor, self.scalar(&text, style, tag, span, depth)?)
             }
             Event::SequenceStart(anchor, tag) => {
-                let tag = self.classify(tag.as_deref(), span)?;
+                let tag = classify(tag.as_deref(), span)?;
                 (anchor, self.sequence(tag, span, depth)?)
             }
             Event::MappingStart(anchor, tag) => {
-                let tag = self.classify(tag.as_deref(), span)?;
+                let tag = classify(tag.as_deref(), span)?;
                 (anchor, self.mapping(tag, span, depth)?)
             }
             Event::Alias(id) => (0, self.alias(id, span, depth)?),
@@ -506,30 +507,6 @@ impl<'input> Loader<'input> {
         Ok(anchored.value.clone())
     }
 
-    /// Sorts a tag into ours, standard, or unsupported.
-    fn classify(&self, tag: Option<&Tag>, span: Span) -> Result<NodeTag, TemplateError> {
-        let Some(tag) = tag else {
-            return Ok(NodeTag::None {
-                non_specific: false,
-            });
-        };
-        // saphyr gives `!Ref` as ("!", "Ref"), `!!str` as (CORE_PREFIX, "str"), and verbatim
-        // tags (`!<...>`, and the non-specific `!`) whole in the suffix.
-        let full = format!("{}{}", tag.handle, tag.suffix);
-        if full == "!" {
-            Ok(NodeTag::None { non_specific: true })
-        } else if let Some(name) = full.strip_prefix(CORE_PREFIX) {
-            Ok(NodeTag::Core(name.to_owned()))
-        } else if let Some(name) = full.strip_prefix('!') {
-            Ok(NodeTag::Function(match name {
-                "Ref" | "Condition" => name.to_owned(),
-                _ => format!("Fn::{name}"),
-            }))
-        } else {
-            Err(error(span.start, format!("unsupported tag <{full}>")))
-        }
-    }
-
     fn scan_error(&mut self, e: &ScanError) -> TemplateError {
         let mark = *e.marker();
         if e.info() == "invalid indentation in quoted scalar" {
@@ -545,6 +522,30 @@ impl<'input> Loader<'input> {
             );
         }
         error(mark, message)
+    }
+}
+
+/// Sorts a tag into ours, standard, or unsupported.
+fn classify(tag: Option<&Tag>, span: Span) -> Result<NodeTag, TemplateError> {
+    let Some(tag) = tag else {
+        return Ok(NodeTag::None {
+            non_specific: false,
+        });
+    };
+    // saphyr gives `!Ref` as ("!", "Ref"), `!!str` as (CORE_PREFIX, "str"), and verbatim
+    // tags (`!<...>`, and the non-specific `!`) whole in the suffix.
+    let full = format!("{}{}", tag.handle, tag.suffix);
+    if full == "!" {
+        Ok(NodeTag::None { non_specific: true })
+    } else if let Some(name) = full.strip_prefix(CORE_PREFIX) {
+        Ok(NodeTag::Core(name.to_owned()))
+    } else if let Some(name) = full.strip_prefix('!') {
+        Ok(NodeTag::Function(match name {
+            "Ref" | "Condition" => name.to_owned(),
+            _ => format!("Fn::{name}"),
+        }))
+    } else {
+        Err(error(span.start, format!("unsupported tag <{full}>")))
     }
 }
 
