@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_cloudformation::types::{Stack, StackStatus, TemplateStage};
-use cascade_core::plan::{Plan, PlanOptions, Strategy, StrategyChoice, plan_account};
+use cascade_core::plan::{Plan, PlanOptions, StackOutcome, Strategy, StrategyChoice, plan_account};
 use cascade_core::secret::Secret;
 use cascade_core::stack::StackInfo;
 use cascade_core::template::read_template;
@@ -138,6 +138,64 @@ pub async fn plan_secrets(
     Ok(plan_account(&discovery.stacks, secrets, &options))
 }
 
+/// Plans one stack again from its current state (a retry after its cause was fixed).
+/// `None` when the stack no longer depends on the secrets.
+pub async fn plan_one_stack(
+    clients: &Clients,
+    stack_name: &str,
+    secrets: &[Secret],
+    strategy: StrategyChoice,
+) -> Result<Option<StackOutcome>, AwsError> {
+    let described = clients
+        .cloudformation
+        .describe_stacks()
+        .stack_name(stack_name)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("cloudformation:DescribeStacks", e))?;
+    let Some(stack) = described.stacks().first() else {
+        return Ok(None);
+    };
+    let mut info = stack_info(stack);
+    info.template = read_original_template(clients, stack_name).await;
+    info.stack_policy = read_stack_policy(clients, stack_name).await?;
+    let mut options = PlanOptions {
+        strategy,
+        ..PlanOptions::default()
+    };
+    let mut exports = clients
+        .cloudformation
+        .list_exports()
+        .into_paginator()
+        .send();
+    let mut own_exports = Vec::new();
+    while let Some(page) = exports.next().await {
+        let page = page.map_err(|e| AwsError::call("cloudformation:ListExports", e))?;
+        for export in page.exports() {
+            if let (Some(name), Some(value)) = (export.name(), export.value()) {
+                options.exports.insert(name.to_string(), value.to_string());
+                if export.exporting_stack_id() == Some(info.id.as_str()) {
+                    own_exports.push(name.to_string());
+                }
+            }
+        }
+    }
+    for export in own_exports {
+        if let Some(importers) = list_imports(clients, &export).await {
+            options
+                .importers
+                .insert(export, importers.into_iter().collect());
+        }
+    }
+    let plan = plan_account(std::slice::from_ref(&info), secrets, &options);
+    Ok(plan
+        .stacks
+        .into_iter()
+        .map(StackOutcome::Refresh)
+        .chain(plan.skipped.into_iter().map(StackOutcome::Skip))
+        .next())
+}
+
 fn stack_info(stack: &Stack) -> StackInfo {
     StackInfo {
         name: stack.stack_name().unwrap_or_default().to_string(),
@@ -150,10 +208,12 @@ fn stack_info(stack: &Stack) -> StackInfo {
             .parameters()
             .iter()
             .filter_map(|p| {
-                Some((
-                    p.parameter_key()?.to_string(),
-                    p.parameter_value().unwrap_or_default().to_string(),
-                ))
+                // SSM-typed parameters: the value they resolved to, not the SSM key.
+                let value = p
+                    .resolved_value()
+                    .or(p.parameter_value())
+                    .unwrap_or_default();
+                Some((p.parameter_key()?.to_string(), value.to_string()))
             })
             .collect(),
         tags: stack

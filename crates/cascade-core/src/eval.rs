@@ -206,6 +206,11 @@ impl<'a> Scope<'a> {
         self.parameters.get(name)
     }
 
+    /// The value of an export of the account.
+    pub fn export(&self, name: &str) -> Option<&String> {
+        self.exports.get(name)
+    }
+
     /// Names of the declared parameters.
     pub fn parameter_names(&self) -> impl Iterator<Item = &String> {
         self.parameters.keys()

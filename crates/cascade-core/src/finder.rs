@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dynref::{self, DynamicReference};
@@ -20,7 +20,7 @@ use crate::stack::{StackInfo, TAG_RESOURCES, TAG_SECRETS, tag_list};
 pub const PIN_METADATA_KEY: &str = "SecretCascade";
 
 /// How a reference is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Form {
     /// `{{resolve:secretsmanager:...}}` in a plain string.
@@ -50,7 +50,7 @@ impl Form {
 }
 
 /// What to do with a reference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Disposition {
     /// The resource holding it must be refreshed.
@@ -66,7 +66,7 @@ pub enum Disposition {
 }
 
 /// One reference to a secret in a stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reference {
     /// The secret's name.
     pub secret: String,
@@ -80,14 +80,17 @@ pub struct Reference {
     pub disposition: Disposition,
     /// The reference as evaluated, e.g. `{{resolve:secretsmanager:db:SecretString:password}}`
     /// (`${?}` marks what could not be evaluated). Never a secret value.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Why it is reported rather than refreshed, or other details.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The logical ids this reference makes the planner refresh.
     #[serde(skip)]
     pub targets: Vec<String>,
+    /// JSON pointer (RFC 6901) of the node holding it; empty for tag references.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pointer: String,
 }
 
 /// Finds every reference to `secrets` in `stack`, whose template is evaluated in `scope`.
@@ -150,12 +153,21 @@ impl Finder<'_, '_> {
                 }
             }
             Value::Object(map) => {
-                if let Some((function, _)) = single_entry(map)
-                    && self.intrinsic(function, node, path, found)
-                {
-                    return;
+                if let Some((function, arg)) = single_entry(map) {
+                    if function == "Fn::If" {
+                        return self.walk_if(arg, path, found);
+                    }
+                    if self.intrinsic(function, node, path, found) {
+                        return;
+                    }
                 }
+                let top_level_entries =
+                    matches!(path.as_slice(), [Step::Key("Resources" | "Outputs")]);
                 for (key, value) in map {
+                    // A resource or output whose condition is false is not deployed.
+                    if top_level_entries && self.condition_is_false(value) {
+                        continue;
+                    }
                     path.push(Step::Key(key));
                     self.walk(value, path, found);
                     path.pop();
@@ -163,6 +175,33 @@ impl Finder<'_, '_> {
             }
             _ => {}
         }
+    }
+
+    /// `Fn::If`: only the branch the stack's condition takes; both when it cannot be told.
+    fn walk_if<'v>(&self, arg: &'v Value, path: &mut Vec<Step<'v>>, found: &mut Vec<Reference>) {
+        let branches: Vec<usize> = match arg.as_array().filter(|a| a.len() == 3) {
+            Some(items) => match items[0].as_str().and_then(|c| self.scope.condition(c)) {
+                Some(true) => vec![1],
+                Some(false) => vec![2],
+                None => vec![1, 2],
+            },
+            None => Vec::new(),
+        };
+        path.push(Step::Key("Fn::If"));
+        for i in branches {
+            path.push(Step::Index(i));
+            self.walk(&arg[i], path, found);
+            path.pop();
+        }
+        path.pop();
+    }
+
+    /// Whether a resource or output has a `Condition` that is false for this stack.
+    fn condition_is_false(&self, entry: &Value) -> bool {
+        entry
+            .get("Condition")
+            .and_then(Value::as_str)
+            .is_some_and(|c| self.scope.condition(c) == Some(false))
     }
 
     /// Handles an intrinsic function; `true` when its arguments need no further walk.
@@ -185,7 +224,9 @@ impl Finder<'_, '_> {
             "Fn::ImportValue" => {
                 let mut trace = Trace::default();
                 let value = self.scope.eval(node, &mut trace).into_text();
-                self.import_references(&value, &BTreeSet::new(), path, found);
+                if value.is_known() {
+                    self.import_references(&value.text, &BTreeSet::new(), None, path, found);
+                }
                 return true;
             }
             _ => return false,
@@ -194,8 +235,10 @@ impl Finder<'_, '_> {
         let text = self.scope.eval(node, &mut trace).into_text();
         let matched = self.dynamic_references(&text, form, path, found);
         self.parameter_references(&trace, &matched, Some(&text), path, found);
-        if !trace.imports.is_empty() && matched.is_empty() {
-            self.import_references(&text, &matched, path, found);
+        for name in &trace.imports {
+            if let Some(value) = self.scope.export(name) {
+                self.import_references(value, &matched, Some(&text), path, found);
+            }
         }
         true
     }
@@ -315,23 +358,24 @@ impl Finder<'_, '_> {
         }
     }
 
+    /// Records an imported export whose value names a secret (unless the expression
+    /// already matched that secret as a dynamic reference).
     fn import_references(
         &self,
-        value: &Text,
+        value: &str,
         already: &BTreeSet<String>,
+        text: Option<&Text>,
         path: &[Step],
         found: &mut Vec<Reference>,
     ) {
-        if !value.is_known() {
-            return;
-        }
         for secret in self.secrets {
-            if already.contains(&secret.name) || !secret.is_named_by(value.text.trim()) {
+            if already.contains(&secret.name) || !secret.is_named_by(value.trim()) {
                 continue;
             }
+            let shown = text.map(|t| t.text.replace(HOLE, "${?}"));
             let detail = Some("an imported export names the secret".to_string());
             let disposition = self.section_disposition(path);
-            found.push(self.reference(secret, path, Form::ImportValue, disposition, None, detail));
+            found.push(self.reference(secret, path, Form::ImportValue, disposition, shown, detail));
         }
     }
 
@@ -404,6 +448,7 @@ impl Finder<'_, '_> {
             text,
             detail,
             targets,
+            pointer: render_pointer(path),
         }
     }
 }
@@ -469,6 +514,15 @@ fn resource_of<'p>(path: &'p [Step]) -> Option<&'p str> {
         [Step::Key("Resources"), Step::Key(id), ..] => Some(id),
         _ => None,
     }
+}
+
+fn render_pointer(path: &[Step]) -> String {
+    path.iter()
+        .map(|step| match step {
+            Step::Key(k) => format!("/{}", k.replace('~', "~0").replace('/', "~1")),
+            Step::Index(i) => format!("/{i}"),
+        })
+        .collect()
 }
 
 fn render_path(path: &[Step]) -> String {
@@ -625,6 +679,7 @@ fn tag_references(stack: &StackInfo, template: &Value, secrets: &[Secret]) -> Ve
             } else {
                 Vec::new()
             },
+            pointer: String::new(),
         });
     }
     found

@@ -94,7 +94,7 @@ pub enum SkipCode {
 }
 
 /// A stack to refresh.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackPlan {
     /// The stack's name.
     pub stack_name: String,
@@ -115,13 +115,15 @@ pub struct StackPlan {
     pub needs_placeholder: bool,
     /// Every reference found, refreshed or only reported.
     pub references: Vec<Reference>,
+    /// Digest of the template the plan was made from: a stack changed since is skipped.
+    pub template_digest: String,
     /// Why this strategy, and anything else worth knowing.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
 /// A stack that depends (or may depend) on a changed secret but is not refreshed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedStack {
     /// The stack's name.
     pub stack_name: String,
@@ -136,7 +138,7 @@ pub struct SkippedStack {
 }
 
 /// The plan for a batch of changed secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Version of this JSON shape.
     pub schema_version: u32,
@@ -229,12 +231,14 @@ struct Analysis {
     export_names: HashMap<String, Option<String>>,
 }
 
-fn analyse(
-    stack: &StackInfo,
+/// The scope a stack's expressions are evaluated in: its parameters, its pseudo
+/// parameters, the account's exports, and the secrets it created itself.
+pub fn scope_for<'a>(
+    stack: &'a StackInfo,
+    template: &'a Value,
     secrets: &[Secret],
-    exports: &HashMap<String, String>,
-) -> Option<Analysis> {
-    let template = stack.template.as_ref().ok()?;
+    exports: &'a HashMap<String, String>,
+) -> Scope<'a> {
     let mut scope = Scope::new(
         template,
         &stack.parameters,
@@ -246,6 +250,24 @@ fn analyse(
             scope = scope.with_resource_ref(&owner.logical_id, &secret.arn);
         }
     }
+    scope
+}
+
+/// A digest of a template's content (SHA-256 of its long-form JSON), to tell whether a
+/// stack changed since it was planned.
+pub fn template_digest(template: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(template.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn analyse(
+    stack: &StackInfo,
+    secrets: &[Secret],
+    exports: &HashMap<String, String>,
+) -> Option<Analysis> {
+    let template = stack.template.as_ref().ok()?;
+    let scope = scope_for(stack, template, secrets, exports);
     let references = find_references(&scope, stack, secrets);
     let mut trace = Trace::default();
     let mut export_names = HashMap::new();
@@ -479,6 +501,7 @@ fn decide(
         },
         outputs: if recreate { outputs } else { Vec::new() },
         references,
+        template_digest: template_digest(template),
         notes,
     }))
 }

@@ -432,3 +432,71 @@ fn several_secrets_and_several_references_in_one_string() {
     let secrets: Vec<&str> = refs.iter().map(|r| r.secret.as_str()).collect();
     assert_eq!(secrets, ["db", "prod/api"]);
 }
+
+fn conditional(env: &str) -> Vec<Reference> {
+    let template = json!({
+        "Parameters": {"Env": {"Type": "String"}, "Hidden": {"Type": "String", "NoEcho": true}},
+        "Conditions": {
+            "IsProd": {"Fn::Equals": [{"Ref": "Env"}, "prod"]},
+            "Unknowable": {"Fn::Equals": [{"Ref": "Hidden"}, "x"]}
+        },
+        "Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+                "P": {"Fn::If": ["IsProd", "{{resolve:secretsmanager:db}}", "{{resolve:secretsmanager:staging/db}}"]},
+                "Q": {"Fn::If": ["Unknowable", "{{resolve:secretsmanager:db:SecretString:a}}", "{{resolve:secretsmanager:db:SecretString:b}}"]}
+            }},
+            "ProdOnly": {"Type": "AWS::SNS::Topic", "Condition": "IsProd", "Properties": {"N": "{{resolve:secretsmanager:db}}"}}
+        },
+        "Outputs": {"O": {"Condition": "IsProd", "Value": "{{resolve:secretsmanager:db}}"}}
+    });
+    find_with(
+        &stack(template),
+        &[("Env", env), ("Hidden", "****")],
+        &[],
+        &[db()],
+    )
+}
+
+#[test]
+fn only_the_branches_and_resources_the_stack_deploys_count() {
+    let paths = |refs: Vec<Reference>| refs.into_iter().map(|r| r.path).collect::<Vec<_>>();
+    assert_eq!(
+        paths(conditional("staging")),
+        [
+            "Resources.Fn.Properties.Q.Fn::If[1]",
+            "Resources.Fn.Properties.Q.Fn::If[2]"
+        ],
+        "an unknowable condition keeps both branches; IsProd false drops P's first branch, ProdOnly and O"
+    );
+    assert_eq!(
+        paths(conditional("prod")),
+        [
+            "Resources.Fn.Properties.P.Fn::If[1]",
+            "Resources.Fn.Properties.Q.Fn::If[1]",
+            "Resources.Fn.Properties.Q.Fn::If[2]",
+            "Resources.ProdOnly.Properties.N",
+            "Outputs.O.Value"
+        ]
+    );
+}
+
+#[test]
+fn an_import_inside_a_longer_sub_names_the_secret() {
+    let template = json!({"Resources": {"Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+        "ValueFrom": {"Fn::Sub": ["${Arn}:password::", {"Arn": {"Fn::ImportValue": "shared-DbSecretArn"}}]}
+    }}}});
+    let r = only(find_with(
+        &stack(template),
+        &[],
+        &[("shared-DbSecretArn", DB_ARN)],
+        &[db()],
+    ));
+    assert_eq!(
+        (r.form, r.disposition),
+        (Form::ImportValue, Disposition::Refresh)
+    );
+    assert_eq!(
+        r.text.as_deref(),
+        Some(format!("{DB_ARN}:password::").as_str())
+    );
+}
