@@ -43,6 +43,12 @@ pub struct Clients {
     pub cloudformation: aws_sdk_cloudformation::Client,
     /// Secrets Manager.
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// S3 (state, large templates, reports).
+    pub s3: aws_sdk_s3::Client,
+    /// SQS (the ticket queue).
+    pub sqs: aws_sdk_sqs::Client,
+    /// Step Functions.
+    pub sfn: aws_sdk_sfn::Client,
     /// Counts every call these clients make.
     pub calls: CallCounter,
 }
@@ -61,9 +67,29 @@ impl Clients {
                 .interceptor(calls.clone())
                 .build(),
         );
+        // Path-style addressing where an endpoint is overridden (the local stack).
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(config)
+                .force_path_style(config.endpoint_url().is_some())
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let sfn = aws_sdk_sfn::Client::from_conf(
+            aws_sdk_sfn::config::Builder::from(config)
+                .interceptor(calls.clone())
+                .build(),
+        );
         Clients {
             cloudformation,
             secrets,
+            s3,
+            sqs,
+            sfn,
             calls,
         }
     }

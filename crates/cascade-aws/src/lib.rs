@@ -8,7 +8,11 @@ pub mod calls;
 pub mod clients;
 pub mod discovery;
 pub mod error;
+pub mod refresh;
+pub mod run;
 pub mod secrets;
+pub mod slack;
+pub mod store;
 
 pub use clients::{AwsOptions, Clients};
 pub use error::AwsError;

@@ -17,9 +17,115 @@ pub struct Cli {
 pub enum Command {
     /// Show which stacks depend on the given secrets, what would be refreshed, and why.
     Plan(PlanArgs),
+    /// Refresh every stack that depends on the given secrets, one at a time.
+    Run(RunArgs),
+    /// Put a stack back as it was before a batch changed it (the saved original).
+    Restore(RestoreArgs),
+    /// Show a batch's report.
+    Report(ReportArgs),
     /// Work with template files.
     #[command(subcommand)]
     Template(TemplateCommand),
+}
+
+/// Where batches keep their state: an S3 bucket, or a local directory.
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// Keep state, large templates and reports in this S3 bucket (needed for templates over
+    /// 51,200 bytes).
+    #[arg(long, env = "CASCADE_BUCKET", global = true)]
+    pub bucket: Option<String>,
+    /// Local state directory when no bucket is given [default: $XDG_STATE_HOME/secret-cascade
+    /// or ~/.local/state/secret-cascade].
+    #[arg(long, env = "CASCADE_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A changed secret: name, ARN or partial ARN (repeatable).
+    #[arg(long = "secret", value_name = "ID", required_unless_present_any = ["resume", "retry_failed"])]
+    pub secrets: Vec<String>,
+    /// Refresh strategy; a stack's `cascade:strategy` tag overrides it.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
+    pub strategy: StrategyArg,
+    /// Only these stacks (repeatable); each must depend on the secrets.
+    #[arg(long = "stack", value_name = "NAME")]
+    pub stacks: Vec<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Continue an interrupted batch from its saved state.
+    #[arg(long, value_name = "BATCH", conflicts_with_all = ["secrets", "retry_failed", "stacks"])]
+    pub resume: Option<String>,
+    /// Refresh again only the stacks that ended failed or degraded in a batch.
+    #[arg(long, value_name = "BATCH", conflicts_with_all = ["secrets", "resume", "stacks"])]
+    pub retry_failed: Option<String>,
+    /// Also write report.json and report.md into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Post the outcome to Slack: the Secrets Manager secret holding the incoming-webhook
+    /// URL (plain, or JSON {"webhook_url": ...}).
+    #[arg(long, value_name = "ID", env = "CASCADE_SLACK_WEBHOOK_SECRET")]
+    pub slack_webhook_secret: Option<String>,
+    /// Role CloudFormation uses for the updates [default: each stack's own role].
+    #[arg(long, value_name = "ARN")]
+    pub execution_role_arn: Option<String>,
+    /// Seconds between the first two looks at an updating stack (then growing by half).
+    #[arg(long, default_value_t = 5.0)]
+    pub poll_seconds: f64,
+    /// Longest wait, in seconds, between two looks.
+    #[arg(long, default_value_t = 30.0)]
+    pub max_poll_seconds: f64,
+    /// Longest wait, in seconds, for one update before giving up on it.
+    #[arg(long, default_value_t = 3600.0)]
+    pub max_wait_seconds: f64,
+    /// Templates read at once while planning.
+    #[arg(long, default_value_t = cascade_aws::discovery::DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The stack.
+    #[arg(long)]
+    pub stack: String,
+    /// The batch whose saved original to put back.
+    #[arg(long)]
+    pub batch: String,
+    /// Role CloudFormation uses for the update [default: the stack's own role].
+    #[arg(long, value_name = "ARN")]
+    pub execution_role_arn: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown.
+    Md,
+    /// JSON (the report contract).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The batch id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub batch: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,6 +23,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => commands::plan::run(args).await,
+        Command::Run(args) => commands::run::run(args).await,
+        Command::Restore(args) => commands::restore::run(args).await,
+        Command::Report(args) => commands::report::run(args).await,
         Command::Template(TemplateCommand::ToJson { file }) => commands::template::to_json(&file),
     };
     match result {

@@ -2,6 +2,7 @@
 
 use cascade_core::finder::Disposition;
 use cascade_core::plan::Plan;
+use cascade_core::report::Report;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 
@@ -79,4 +80,39 @@ fn new_table<const N: usize>(header: [&str; N]) -> Table {
         .set_width(140)
         .set_header(header);
     table
+}
+
+/// One line per outcome for the end of a run.
+pub fn report_summary(report: &Report, elapsed: std::time::Duration) -> String {
+    let t = report.totals;
+    let mut out = format!(
+        "batch {}: {} refreshed, {} failed, {} degraded, {} skipped in {:.1} s",
+        report.batch_id,
+        t.refreshed,
+        t.failed,
+        t.degraded,
+        t.skipped,
+        elapsed.as_secs_f64()
+    );
+    for s in &report.stacks {
+        if let Some(command) = &s.restore_command {
+            out.push_str(&format!(
+                "\n  DEGRADED {}: {} -> run: {command}",
+                s.stack_name,
+                s.reason.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    for s in report
+        .stacks
+        .iter()
+        .filter(|s| s.outcome == cascade_core::report::Outcome::Failed)
+    {
+        out.push_str(&format!(
+            "\n  failed {}: {}",
+            s.stack_name,
+            s.reason.as_deref().unwrap_or("")
+        ));
+    }
+    out
 }

@@ -8,11 +8,14 @@
 //!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
 
+pub mod batch;
 pub mod dynref;
 pub mod eval;
 pub mod finder;
 pub mod graph;
 pub mod plan;
+pub mod refresh;
+pub mod report;
 pub mod secret;
 pub mod stack;
 pub mod stack_policy;

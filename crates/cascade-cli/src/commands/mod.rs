@@ -1,11 +1,18 @@
-//! One module per subcommand.
+//! One module per subcommand, and what they share: AWS options and the state store.
 
 pub mod plan;
+pub mod report;
+pub mod restore;
+pub mod run;
 pub mod template;
 
-use cascade_aws::AwsOptions;
+use std::path::PathBuf;
 
-use crate::cli::AwsArgs;
+use cascade_aws::refresh::{RefreshSettings, Refresher};
+use cascade_aws::store::Store;
+use cascade_aws::{AwsOptions, Clients};
+
+use crate::cli::{AwsArgs, StateArgs};
 
 impl From<&AwsArgs> for AwsOptions {
     fn from(args: &AwsArgs) -> Self {
@@ -15,5 +22,40 @@ impl From<&AwsArgs> for AwsOptions {
             profile: args.profile.clone(),
             max_attempts: None,
         }
+    }
+}
+
+/// The local state directory: `--state-dir`, else `$XDG_STATE_HOME/secret-cascade`, else
+/// `~/.local/state/secret-cascade`.
+pub fn state_dir(args: &StateArgs) -> PathBuf {
+    if let Some(dir) = &args.state_dir {
+        return dir.clone();
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("secret-cascade")
+}
+
+/// The state store the arguments name.
+pub fn store(clients: &Clients, args: &StateArgs) -> Store {
+    match &args.bucket {
+        Some(bucket) => Store::S3 {
+            client: clients.s3.clone(),
+            bucket: bucket.clone(),
+            prefix: String::new(),
+        },
+        None => Store::Local(state_dir(args)),
+    }
+}
+
+/// Clients, store and settings for the refresh steps.
+pub async fn refresher(aws: &AwsArgs, state: &StateArgs, settings: RefreshSettings) -> Refresher {
+    let clients = Clients::load(&AwsOptions::from(aws)).await;
+    Refresher {
+        store: store(&clients, state),
+        clients,
+        settings,
     }
 }

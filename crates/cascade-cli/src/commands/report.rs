@@ -1,0 +1,38 @@
+//! `cascade report [BATCH|latest] [--format md|json]`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cascade_aws::refresh::RefreshSettings;
+use cascade_aws::run::latest_batch;
+use cascade_core::batch::keys;
+
+use crate::cli::{ReportArgs, ReportFormat};
+use crate::commands::refresher;
+
+/// Prints a batch's report from the state store.
+pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let refresher = refresher(&args.aws, &args.state, RefreshSettings::default()).await;
+    let batch = if args.batch == "latest" {
+        latest_batch(&refresher).await?.with_context(|| {
+            format!(
+                "no batch in {}: run `cascade run` first",
+                refresher.store.location("")
+            )
+        })?
+    } else {
+        args.batch.clone()
+    };
+    let key = match args.format {
+        ReportFormat::Json => keys::report_json(&batch),
+        ReportFormat::Md => keys::report_markdown(&batch),
+    };
+    let body = refresher.store.get(&key).await?.with_context(|| {
+        format!(
+            "batch {batch} has no report at {}: check the id, or resume it with `cascade run --resume {batch}`",
+            refresher.store.location(&key)
+        )
+    })?;
+    print!("{}", String::from_utf8_lossy(&body));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,380 @@
+//! What each refresh step sends to CloudFormation, decided without I/O (DESIGN.md §2):
+//! the template without the affected resources (`recreate`), the template with each
+//! matching dynamic reference pinned to the new version (`pin`), how a stack status reads,
+//! and the tokens that make a retried call harmless.
+
+use std::collections::BTreeSet;
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::dynref;
+use crate::finder::{Disposition, PIN_METADATA_KEY};
+use crate::plan::{StackPlan, scope_for};
+use crate::secret::Secret;
+use crate::stack::StackInfo;
+
+/// Logical id of the placeholder added when removing the affected resources would leave
+/// none (a template needs at least one resource).
+pub const PLACEHOLDER_ID: &str = "SecretCascadePlaceholder";
+
+/// The largest template CloudFormation takes inline (`TemplateBody`); larger ones go
+/// through S3 (`TemplateURL`).
+pub const MAX_TEMPLATE_BODY_BYTES: usize = 51_200;
+
+/// Why a refresh template could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// The secret's current version id is not known, so nothing can be pinned to it.
+    #[error("the current version id of secret {0} is not known: cannot pin")]
+    NoVersion(String),
+    /// The reference is not where the plan says.
+    #[error("no template node at {0}: the template changed since the plan")]
+    Missing(String),
+    /// A reference in a shape pin cannot rewrite.
+    #[error("cannot pin the reference at {path}: {why}")]
+    Unpinnable {
+        /// Where.
+        path: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// A reference Secret Cascade pinned, recorded in the template's Metadata so that the
+/// next change of the secret refreshes it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// Where, e.g. `Resources.Db.Properties.MasterUserPassword`.
+    pub path: String,
+    /// The secret's ARN.
+    pub secret_arn: String,
+    /// The version pinned.
+    pub version_id: String,
+}
+
+/// The template of the first `recreate` update: the original without the plan's closure
+/// and the outputs naming it; a placeholder when no resource would be left.
+pub fn removal_template(original: &Value, plan: &StackPlan) -> Value {
+    let mut template = original.clone();
+    if let Some(resources) = template.get_mut("Resources").and_then(Value::as_object_mut) {
+        for id in &plan.closure {
+            resources.remove(id);
+        }
+        if resources.is_empty() {
+            resources.insert(
+                PLACEHOLDER_ID.to_string(),
+                json!({"Type": "AWS::CloudFormation::WaitConditionHandle"}),
+            );
+        }
+    }
+    if let Some(outputs) = template.get_mut("Outputs").and_then(Value::as_object_mut) {
+        for name in &plan.outputs {
+            outputs.remove(name);
+        }
+        if outputs.is_empty() {
+            template.as_object_mut().map(|t| t.remove("Outputs"));
+        }
+    }
+    template
+}
+
+/// The template of a `pin` update: every dynamic reference of the plan to a changed secret
+/// names that secret's current version id, and the pins are recorded under
+/// `Metadata.SecretCascade.Pins`. `Fn::Join` references become the equivalent `Fn::Sub`.
+pub fn pinned_template(
+    stack: &StackInfo,
+    plan: &StackPlan,
+    secrets: &[Secret],
+    exports: &HashMap<String, String>,
+) -> Result<(Value, Vec<Pin>), RefreshError> {
+    let original = stack
+        .template
+        .as_ref()
+        .map_err(|_| RefreshError::Missing("the template".into()))?;
+    let versions: HashMap<&str, &str> = secrets
+        .iter()
+        .filter(|s| plan.secrets.contains(&s.name))
+        .map(|s| {
+            s.version_id
+                .as_deref()
+                .map(|v| (s.name.as_str(), v))
+                .ok_or_else(|| RefreshError::NoVersion(s.name.clone()))
+        })
+        .collect::<Result<_, _>>()?;
+    let scope = scope_for(stack, original, secrets, exports);
+    let mut template = original.clone();
+    let mut pins = Vec::new();
+    let mut done = BTreeSet::new();
+    for reference in plan
+        .references
+        .iter()
+        .filter(|r| r.disposition == Disposition::Refresh && r.form.is_dynamic_reference())
+    {
+        if !done.insert(reference.pointer.clone()) {
+            continue;
+        }
+        let node = template
+            .pointer_mut(&reference.pointer)
+            .ok_or_else(|| RefreshError::Missing(reference.path.clone()))?;
+        let rewrite = |id: &str, vars: Option<&Map<String, Value>>| -> Option<(&Secret, &str)> {
+            let evaluated = if vars.is_some() || id.contains("${") {
+                let sub = match vars {
+                    Some(v) => json!([id, v]),
+                    None => json!(id),
+                };
+                scope.eval_sub(&sub, &mut Default::default())
+            } else {
+                crate::eval::Text::literal(id)
+            };
+            if !evaluated.is_known() {
+                return None;
+            }
+            secrets
+                .iter()
+                .find(|s| s.is_named_by(&evaluated.text))
+                .and_then(|s| versions.get(s.name.as_str()).map(|v| (s, *v)))
+        };
+        let pinned = pin_node(node, &rewrite).map_err(|why| RefreshError::Unpinnable {
+            path: reference.path.clone(),
+            why,
+        })?;
+        pins.extend(pinned.into_iter().map(|(secret, version)| Pin {
+            path: reference.path.clone(),
+            secret_arn: secret.arn.clone(),
+            version_id: version.to_string(),
+        }));
+    }
+    record_pins(&mut template, &pins);
+    Ok((template, pins))
+}
+
+type Rewrite<'r, 's> =
+    dyn Fn(&str, Option<&Map<String, Value>>) -> Option<(&'s Secret, &'s str)> + 'r;
+
+/// Rewrites the dynamic references in one node (a string, an `Fn::Sub` or an `Fn::Join`);
+/// returns the secrets and versions pinned.
+fn pin_node<'s>(
+    node: &mut Value,
+    rewrite: &Rewrite<'_, 's>,
+) -> Result<Vec<(&'s Secret, &'s str)>, String> {
+    match node {
+        Value::String(text) => {
+            let (new, pinned) = pin_text(text, None, rewrite);
+            *text = new;
+            Ok(pinned)
+        }
+        Value::Object(map) if map.len() == 1 && map.contains_key("Fn::Sub") => {
+            let sub = map.get_mut("Fn::Sub").expect("checked");
+            match sub {
+                Value::String(pattern) => {
+                    let (new, pinned) = pin_text(pattern, None, rewrite);
+                    *pattern = new;
+                    Ok(pinned)
+                }
+                Value::Array(items) if matches!(items.first(), Some(Value::String(_))) => {
+                    let vars = items.get(1).and_then(Value::as_object).cloned();
+                    let Some(Value::String(pattern)) = items.first_mut() else {
+                        unreachable!("checked above")
+                    };
+                    let (new, pinned) = pin_text(pattern, vars.as_ref(), rewrite);
+                    *pattern = new;
+                    Ok(pinned)
+                }
+                _ => Err("an Fn::Sub whose pattern is not a string".into()),
+            }
+        }
+        Value::Object(map) if map.len() == 1 && map.contains_key("Fn::Join") => {
+            let sub = join_as_sub(&map["Fn::Join"])?;
+            *node = sub;
+            pin_node(node, rewrite)
+        }
+        _ => Err("not a string, an Fn::Sub or an Fn::Join".into()),
+    }
+}
+
+/// Pins the matching references in a string or `Fn::Sub` pattern. `${...}` variables are
+/// kept intact (an ARN built with `${AWS::Region}` has colons inside the braces).
+fn pin_text<'s>(
+    text: &str,
+    vars: Option<&Map<String, Value>>,
+    rewrite: &Rewrite<'_, 's>,
+) -> (String, Vec<(&'s Secret, &'s str)>) {
+    let (masked, tokens) = mask_variables(text);
+    let mut out = String::new();
+    let mut pinned = Vec::new();
+    let mut last = 0;
+    for reference in dynref::find_all(&masked) {
+        let id = unmask(&reference.secret_id, &tokens);
+        let Some((secret, version)) = rewrite(&id, vars) else {
+            continue;
+        };
+        out.push_str(&masked[last..reference.start]);
+        out.push_str(&reference.pinned_to(version));
+        last = reference.end;
+        pinned.push((secret, version));
+    }
+    out.push_str(&masked[last..]);
+    (unmask(&out, &tokens), pinned)
+}
+
+/// First private-use character standing for a masked `${...}` variable.
+const MASK_BASE: u32 = 0xE100;
+
+fn mask_variables(text: &str) -> (String, Vec<String>) {
+    let mut masked = String::new();
+    let mut tokens = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("${") {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        masked.push_str(&rest[..open]);
+        let token = &rest[open..open + close + 1];
+        match char::from_u32(MASK_BASE + tokens.len() as u32) {
+            Some(c) if tokens.len() < 0x1000 => {
+                masked.push(c);
+                tokens.push(token.to_string());
+            }
+            _ => masked.push_str(token),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    masked.push_str(rest);
+    (masked, tokens)
+}
+
+fn unmask(text: &str, tokens: &[String]) -> String {
+    text.chars()
+        .map(|c| {
+            let index = (c as u32).wrapping_sub(MASK_BASE) as usize;
+            match tokens.get(index) {
+                Some(token) if (c as u32) >= MASK_BASE => token.clone(),
+                _ => c.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// `Fn::Join [delim, [parts]]` as the equivalent `Fn::Sub [pattern, {vars}]`.
+fn join_as_sub(join: &Value) -> Result<Value, String> {
+    let (Some(delimiter), Some(parts)) = (
+        join.get(0).and_then(Value::as_str),
+        join.get(1).and_then(Value::as_array),
+    ) else {
+        return Err("an Fn::Join whose parts are not a literal list".into());
+    };
+    let escape = |s: &str| s.replace("${", "${!");
+    let mut pattern = String::new();
+    let mut vars = Map::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            pattern.push_str(&escape(delimiter));
+        }
+        match part {
+            Value::String(s) => pattern.push_str(&escape(s)),
+            other => {
+                let name = format!("CascadeJoin{i}");
+                pattern.push_str(&format!("${{{name}}}"));
+                vars.insert(name, other.clone());
+            }
+        }
+    }
+    Ok(if vars.is_empty() {
+        json!({"Fn::Sub": pattern})
+    } else {
+        json!({"Fn::Sub": [pattern, vars]})
+    })
+}
+
+/// Records `pins` under `Metadata.SecretCascade.Pins`, replacing earlier pins of the same
+/// reference.
+fn record_pins(template: &mut Value, pins: &[Pin]) {
+    if pins.is_empty() {
+        return;
+    }
+    let Some(root) = template.as_object_mut() else {
+        return;
+    };
+    let metadata = root.entry("Metadata").or_insert_with(|| json!({}));
+    if !metadata.is_object() {
+        *metadata = json!({});
+    }
+    let ours = metadata
+        .as_object_mut()
+        .expect("made an object")
+        .entry(PIN_METADATA_KEY)
+        .or_insert_with(|| json!({}));
+    if !ours.is_object() {
+        *ours = json!({});
+    }
+    let list = ours
+        .as_object_mut()
+        .expect("made an object")
+        .entry("Pins")
+        .or_insert_with(|| json!([]));
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    let list = list.as_array_mut().expect("made an array");
+    for pin in pins {
+        list.retain(|p| {
+            !(p.get("Path").and_then(Value::as_str) == Some(pin.path.as_str())
+                && p.get("SecretArn").and_then(Value::as_str) == Some(pin.secret_arn.as_str()))
+        });
+        list.push(
+            json!({"Path": pin.path, "SecretArn": pin.secret_arn, "VersionId": pin.version_id}),
+        );
+    }
+}
+
+/// How a stack status reads for a refresh waiting on its update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Still working (`*_IN_PROGRESS`, cleanup included).
+    InProgress,
+    /// The update completed.
+    Complete,
+    /// The update failed and was rolled back: the stack is as before it.
+    RolledBack,
+    /// The update failed and the rollback failed too: the stack needs attention.
+    Broken,
+    /// The stack is gone or going.
+    Gone,
+}
+
+/// Reads a CloudFormation stack status.
+pub fn classify_status(status: &str) -> Progress {
+    match status {
+        s if s.starts_with("DELETE_") => Progress::Gone,
+        s if s.ends_with("_IN_PROGRESS") => Progress::InProgress,
+        "UPDATE_ROLLBACK_COMPLETE" | "IMPORT_ROLLBACK_COMPLETE" => Progress::RolledBack,
+        s if s.ends_with("_FAILED") || s == "ROLLBACK_COMPLETE" => Progress::Broken,
+        _ => Progress::Complete,
+    }
+}
+
+/// A `ClientRequestToken` for one update of a batch: the same step retried gets the same
+/// token (CloudFormation then knows it is not a second update); `attempt` tells a
+/// deliberate new attempt (`--retry-failed`) from a retried call.
+pub fn client_request_token(batch_id: &str, step: &str, attempt: u32) -> String {
+    let raw = format!("cascade-{batch_id}-{step}-{attempt}");
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect()
+}
+
+/// Whether CloudFormation's answer means the template already says what we ask: success.
+pub fn is_no_updates_message(message: &str) -> bool {
+    message.contains("No updates are to be performed")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::finder::Disposition;
+use crate::plan::{PlanOptions, StrategyChoice, plan_account};
+
+const DB_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf";
+const API_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/api-QwErTy";
+
+fn secrets(db_version: &str) -> Vec<Secret> {
+    let mut db = Secret::from_arn(DB_ARN).unwrap();
+    db.version_id = Some(db_version.into());
+    let mut api = Secret::from_arn(API_ARN).unwrap();
+    api.version_id = Some("api-v2".into());
+    vec![db, api]
+}
+
+fn stack(template: Value) -> StackInfo {
+    let mut s = StackInfo::from_template(
+        "app",
+        "arn:aws:cloudformation:us-east-1:123456789012:stack/app/1",
+        template,
+    );
+    s.parameters.insert("SecretName".into(), "prod/db".into());
+    s
+}
+
+fn plan_of(s: &StackInfo, secrets: &[Secret], strategy: StrategyChoice) -> StackPlan {
+    let options = PlanOptions {
+        strategy,
+        ..PlanOptions::default()
+    };
+    let plan = plan_account(std::slice::from_ref(s), secrets, &options);
+    match plan.stacks.into_iter().next() {
+        Some(p) => p,
+        None => panic!("not planned: {:#?}", plan.skipped),
+    }
+}
+
+fn pin(template: Value, db_version: &str) -> (Value, Vec<Pin>) {
+    let s = stack(template);
+    let secrets = secrets(db_version);
+    let plan = plan_of(&s, &secrets, StrategyChoice::Pin);
+    pinned_template(&s, &plan, &secrets, &HashMap::new()).unwrap()
+}
+
+fn database(password: Value) -> Value {
+    json!({
+        "Parameters": {"SecretName": {"Type": "String"}},
+        "Resources": {"Db": {"Type": "AWS::RDS::DBInstance", "Properties": {"MasterUserPassword": password}}}
+    })
+}
+
+#[test]
+fn removal_drops_the_closure_and_its_outputs() {
+    let t = json!({
+        "Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"P": "{{resolve:secretsmanager:prod/db}}"}},
+            "Alias": {"Type": "AWS::Lambda::Alias", "Properties": {"FunctionName": {"Ref": "Fn"}}},
+            "Topic": {"Type": "AWS::SNS::Topic"}
+        },
+        "Outputs": {"A": {"Value": {"Ref": "Alias"}}, "T": {"Value": {"Ref": "Topic"}}}
+    });
+    let s = stack(t.clone());
+    let plan = plan_of(&s, &secrets("v2"), StrategyChoice::Auto);
+    let removed = removal_template(&t, &plan);
+    assert_eq!(
+        removed["Resources"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["Topic"]
+    );
+    assert_eq!(
+        removed["Outputs"],
+        json!({"T": {"Value": {"Ref": "Topic"}}})
+    );
+}
+
+#[test]
+fn removal_leaves_a_placeholder_when_nothing_would_be_left() {
+    let t = json!({
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {"P": "{{resolve:secretsmanager:prod/db}}"}}},
+        "Outputs": {"A": {"Value": {"Ref": "Fn"}}}
+    });
+    let plan = plan_of(&stack(t.clone()), &secrets("v2"), StrategyChoice::Auto);
+    assert!(plan.needs_placeholder);
+    let removed = removal_template(&t, &plan);
+    assert_eq!(
+        removed["Resources"],
+        json!({PLACEHOLDER_ID: {"Type": "AWS::CloudFormation::WaitConditionHandle"}})
+    );
+    assert!(removed.get("Outputs").is_none());
+}
+
+#[test]
+fn pins_a_plain_reference_and_records_it() {
+    let (t, pins) = pin(
+        database(json!(
+            "{{resolve:secretsmanager:prod/db:SecretString:password}}"
+        )),
+        "v2",
+    );
+    assert_eq!(
+        t["Resources"]["Db"]["Properties"]["MasterUserPassword"],
+        "{{resolve:secretsmanager:prod/db:SecretString:password::v2}}"
+    );
+    assert_eq!(
+        pins,
+        [Pin {
+            path: "Resources.Db.Properties.MasterUserPassword".into(),
+            secret_arn: DB_ARN.into(),
+            version_id: "v2".into()
+        }]
+    );
+    assert_eq!(
+        t["Metadata"][PIN_METADATA_KEY]["Pins"],
+        json!([{"Path": "Resources.Db.Properties.MasterUserPassword", "SecretArn": DB_ARN, "VersionId": "v2"}])
+    );
+}
+
+#[test]
+fn pins_sub_references_without_breaking_variables() {
+    let (t, _) = pin(
+        database(
+            json!({"Fn::Sub": "{{resolve:secretsmanager:arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretName}:SecretString:password}}"}),
+        ),
+        "v2",
+    );
+    assert_eq!(
+        t["Resources"]["Db"]["Properties"]["MasterUserPassword"]["Fn::Sub"],
+        "{{resolve:secretsmanager:arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretName}:SecretString:password::v2}}"
+    );
+    let (t, _) = pin(
+        database(
+            json!({"Fn::Sub": ["{{resolve:secretsmanager:${N}::password:AWSCURRENT}}", {"N": {"Ref": "SecretName"}}]}),
+        ),
+        "v2",
+    );
+    assert_eq!(
+        t["Resources"]["Db"]["Properties"]["MasterUserPassword"]["Fn::Sub"],
+        json!(["{{resolve:secretsmanager:${N}:SecretString:password::v2}}", {"N": {"Ref": "SecretName"}}])
+    );
+}
+
+#[test]
+fn pins_join_references_by_turning_them_into_sub() {
+    let (t, pins) = pin(
+        database(
+            json!({"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": "SecretName"}, ":SecretString:password}}"]]}),
+        ),
+        "v2",
+    );
+    assert_eq!(
+        t["Resources"]["Db"]["Properties"]["MasterUserPassword"],
+        json!({"Fn::Sub": ["{{resolve:secretsmanager:${CascadeJoin1}:SecretString:password::v2}}", {"CascadeJoin1": {"Ref": "SecretName"}}]})
+    );
+    assert_eq!(pins.len(), 1);
+}
+
+#[test]
+fn only_the_changed_secrets_are_pinned_in_a_shared_string() {
+    let (t, pins) = pin(
+        database(json!(
+            "{{resolve:secretsmanager:prod/db:SecretString:u}}-{{resolve:secretsmanager:prod/db-replica:SecretString:p}}-{{resolve:secretsmanager:prod/api}}"
+        )),
+        "v2",
+    );
+    assert_eq!(
+        t["Resources"]["Db"]["Properties"]["MasterUserPassword"],
+        "{{resolve:secretsmanager:prod/db:SecretString:u::v2}}-{{resolve:secretsmanager:prod/db-replica:SecretString:p}}-{{resolve:secretsmanager:prod/api:SecretString:::api-v2}}"
+    );
+    assert_eq!(pins.len(), 2);
+}
+
+#[test]
+fn a_pin_stays_refreshable_at_the_next_change() {
+    let (pinned, _) = pin(
+        database(json!(
+            "{{resolve:secretsmanager:prod/db:SecretString:password}}"
+        )),
+        "v2",
+    );
+    // The next change: the finder treats its own pin as refreshable, and pin moves it on.
+    let s = stack(pinned.clone());
+    let plan = plan_of(&s, &secrets("v3"), StrategyChoice::Auto);
+    assert_eq!(plan.references[0].disposition, Disposition::Refresh);
+    let (again, pins) = pinned_template(&s, &plan, &secrets("v3"), &HashMap::new()).unwrap();
+    assert_eq!(
+        again["Resources"]["Db"]["Properties"]["MasterUserPassword"],
+        "{{resolve:secretsmanager:prod/db:SecretString:password::v3}}"
+    );
+    assert_eq!(pins[0].version_id, "v3");
+    assert_eq!(
+        again["Metadata"][PIN_METADATA_KEY]["Pins"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the old pin is replaced"
+    );
+    // Without a change, the stack is up to date.
+    let plan = plan_account(&[stack(pinned)], &secrets("v2"), &PlanOptions::default());
+    assert!(plan.stacks.is_empty());
+    assert_eq!(plan.skipped[0].code, crate::plan::SkipCode::UpToDate);
+}
+
+#[test]
+fn a_secret_without_a_known_version_cannot_be_pinned() {
+    let s = stack(database(json!("{{resolve:secretsmanager:prod/db}}")));
+    let mut secrets = secrets("v2");
+    secrets[0].version_id = None;
+    let plan = plan_of(&s, &secrets, StrategyChoice::Pin);
+    assert_eq!(
+        pinned_template(&s, &plan, &secrets, &HashMap::new()),
+        Err(RefreshError::NoVersion("prod/db".into()))
+    );
+}
+
+#[test]
+fn statuses_read_as_progress() {
+    use Progress::*;
+    for (status, progress) in [
+        ("UPDATE_IN_PROGRESS", InProgress),
+        ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", InProgress),
+        ("UPDATE_ROLLBACK_IN_PROGRESS", InProgress),
+        ("UPDATE_COMPLETE", Complete),
+        ("CREATE_COMPLETE", Complete),
+        ("UPDATE_ROLLBACK_COMPLETE", RolledBack),
+        ("UPDATE_ROLLBACK_FAILED", Broken),
+        ("UPDATE_FAILED", Broken),
+        ("DELETE_COMPLETE", Gone),
+        ("DELETE_IN_PROGRESS", Gone),
+    ] {
+        assert_eq!(classify_status(status), progress, "{status}");
+    }
+}
+
+#[test]
+fn tokens_are_valid_and_stable() {
+    let t = client_request_token("2026-11-26T00:00:00Z_ab", "remove", 1);
+    assert_eq!(t, "cascade-2026-11-26T00-00-00Z-ab-remove-1");
+    assert_eq!(
+        t,
+        client_request_token("2026-11-26T00:00:00Z_ab", "remove", 1)
+    );
+    assert!(client_request_token(&"x".repeat(300), "restore", 2).len() <= 128);
+    assert!(is_no_updates_message(
+        "ValidationError: No updates are to be performed."
+    ));
+}
+
+#[test]
+fn masking_round_trips() {
+    let (masked, tokens) = mask_variables("a${B}c${!D}${E");
+    assert_eq!(tokens, ["${B}", "${!D}"]);
+    assert_eq!(unmask(&masked, &tokens), "a${B}c${!D}${E");
+}

@@ -1,0 +1,514 @@
+//! Slack Block Kit message of a report, for an incoming webhook: the totals, the secrets,
+//! where the full report is, then the stacks that need attention (degraded first).
+//!
+//! The message always stays inside Slack's limits: stacks that do not fit in
+//! [`MAX_BLOCKS`] are summed up in a last block, and long texts are cut with "…".
+
+use serde_json::{Value, json};
+
+use super::markdown::{normalised, phase_name, totals_summary};
+use super::{Outcome, Report, StackReport};
+
+/// Most blocks Slack accepts in one message.
+pub const MAX_BLOCKS: usize = 50;
+/// Most characters Slack accepts in a section's text (and in the top-level `text`).
+pub const MAX_SECTION_CHARS: usize = 3000;
+/// Most characters Slack accepts in a header block.
+pub const MAX_HEADER_CHARS: usize = 150;
+
+/// Longest stack reason shown, so that failed resources still fit beside it.
+const MAX_REASON_CHARS: usize = 1500;
+/// Longest failed-resource reason shown.
+const MAX_RESOURCE_REASON_CHARS: usize = 300;
+/// Longest restore command block shown; longer ones are left to the report.
+const MAX_COMMAND_CHARS: usize = 1000;
+
+/// Builds the webhook payload for `report`: Block Kit `blocks` plus a plain `text`
+/// fallback. `report_location` says where the full report is (an `s3://` URI or a path).
+///
+/// Only names, versions, counts, reasons and restore commands are rendered; user-provided
+/// text is escaped for mrkdwn (`&`, `<`, `>`).
+pub fn slack_message(report: &Report, report_location: Option<&str>) -> Value {
+    let report = normalised(report);
+    let mut blocks = vec![
+        header(&report),
+        secrets_section(&report),
+        location_context(&report, report_location),
+    ];
+    let attention: Vec<&StackReport> = report
+        .stacks
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Degraded | Outcome::Failed))
+        .collect();
+    let room = MAX_BLOCKS - blocks.len();
+    let shown = if attention.len() <= room {
+        attention.len()
+    } else {
+        room - 1
+    };
+    blocks.extend(attention[..shown].iter().map(|s| stack_section(s)));
+    if shown < attention.len() {
+        blocks.push(section(format!(
+            "… and {} more failed/degraded stacks: see the report",
+            attention.len() - shown
+        )));
+    }
+    json!({
+        "text": fallback_text(&report, &attention, report_location),
+        "blocks": blocks,
+    })
+}
+
+fn header(report: &Report) -> Value {
+    let icon = if report.totals.degraded > 0 {
+        ":rotating_light:"
+    } else if report.totals.failed > 0 {
+        ":x:"
+    } else {
+        ":white_check_mark:"
+    };
+    let text = format!("{icon} Secret Cascade: {}", totals_summary(&report.totals));
+    json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": clip(&text, MAX_HEADER_CHARS), "emoji": true},
+    })
+}
+
+fn secrets_section(report: &Report) -> Value {
+    let mut lines = vec!["*Changed secrets*".to_string()];
+    if report.secrets.is_empty() {
+        lines.push("none".into());
+    }
+    lines.extend(report.secrets.iter().map(|s| {
+        let version = s
+            .version_id
+            .as_deref()
+            .map_or("unknown".into(), |v| format!("`{}`", escape(v)));
+        format!("• `{}` version {version}", escape(&s.name))
+    }));
+    section(fit_lines(&lines, "secrets"))
+}
+
+fn location_context(report: &Report, report_location: Option<&str>) -> Value {
+    let location = report_location.map_or("not stored".into(), |l| format!("`{}`", escape(l)));
+    let text = format!("Report: {location} · batch `{}`", escape(&report.batch_id));
+    json!({
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": clip(&text, MAX_SECTION_CHARS)}],
+    })
+}
+
+fn stack_section(stack: &StackReport) -> Value {
+    let name = escape(&stack.stack_name);
+    let phase = phase_name(stack.phase);
+    let strategy = stack
+        .strategy
+        .map_or(String::new(), |s| format!(", strategy {s}"));
+    let reason = stack.reason.as_deref().map_or("not recorded".into(), |r| {
+        clip(&escape(r), MAX_REASON_CHARS)
+    });
+    let mut lines = Vec::new();
+    let what = if stack.outcome == Outcome::Degraded {
+        lines.push(format!(
+            ":rotating_light: *Degraded: `{name}`* (phase {phase}{strategy}): resources were \
+             removed and could not be put back"
+        ));
+        lines.push(format!("*Reason:* {reason}"));
+        lines.push(restore_text(stack.restore_command.as_deref()));
+        "details"
+    } else {
+        lines.push(format!(
+            ":x: *Failed: `{name}`* (phase {phase}{strategy}): rolled back, the stack is intact"
+        ));
+        lines.push(format!("*Reason:* {reason}"));
+        lines.extend(stack.failed_resources.iter().map(|r| {
+            let kind = r
+                .resource_type
+                .as_deref()
+                .map_or(String::new(), |t| format!(" ({})", escape(t)));
+            let why = r.reason.as_deref().map_or(String::new(), |why| {
+                format!(": {}", clip(&escape(why), MAX_RESOURCE_REASON_CHARS))
+            });
+            format!(
+                "• `{}`{kind} {}{why}",
+                escape(&r.logical_id),
+                escape(&r.status)
+            )
+        }));
+        "failed resources"
+    };
+    section(fit_lines(&lines, what))
+}
+
+fn restore_text(command: Option<&str>) -> String {
+    match command {
+        Some(command) => {
+            let block = format!("```{}```", escape(command));
+            if block.chars().count() <= MAX_COMMAND_CHARS {
+                format!("*Restore with:*\n{block}")
+            } else {
+                "*Restore with:* the command in the report (too long for Slack)".into()
+            }
+        }
+        None => "*Restore:* no restore command was recorded".into(),
+    }
+}
+
+fn fallback_text(report: &Report, attention: &[&StackReport], location: Option<&str>) -> String {
+    let mut text = format!(
+        "Secret Cascade batch {}: {}.",
+        escape(&report.batch_id),
+        totals_summary(&report.totals)
+    );
+    let names = |outcome: Outcome| -> Vec<String> {
+        attention
+            .iter()
+            .filter(|s| s.outcome == outcome)
+            .map(|s| escape(&s.stack_name))
+            .collect()
+    };
+    let degraded = names(Outcome::Degraded);
+    if !degraded.is_empty() {
+        text.push_str(&format!(" Restore needed: {}.", degraded.join(", ")));
+    }
+    let failed = names(Outcome::Failed);
+    if !failed.is_empty() {
+        text.push_str(&format!(" Failed: {}.", failed.join(", ")));
+    }
+    if let Some(location) = location {
+        text.push_str(&format!(" Report: {}", escape(location)));
+    }
+    clip(&text, MAX_SECTION_CHARS)
+}
+
+fn section(text: String) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+}
+
+/// Joins `lines` into at most [`MAX_SECTION_CHARS`] characters: lines that do not fit are
+/// counted in a last "… and N more" line.
+fn fit_lines(lines: &[String], what: &str) -> String {
+    let all = lines.join("\n");
+    if all.chars().count() <= MAX_SECTION_CHARS {
+        return all;
+    }
+    // Reserve room for the longest possible "more" line.
+    let reserve = format!("\n… and {} more {what}: see the report", lines.len()).len();
+    let budget = MAX_SECTION_CHARS - reserve;
+    let mut out = String::new();
+    let mut used = 0;
+    let mut kept = 0;
+    for line in lines {
+        let cost = line.chars().count() + usize::from(kept > 0);
+        if used + cost > budget {
+            break;
+        }
+        if kept > 0 {
+            out.push('\n');
+        }
+        out.push_str(line);
+        used += cost;
+        kept += 1;
+    }
+    if kept == 0 {
+        // Even the first line is too long: cut it.
+        out = clip(&lines[0], budget);
+        kept = 1;
+    }
+    out.push_str(&format!(
+        "\n… and {} more {what}: see the report",
+        lines.len() - kept
+    ));
+    out
+}
+
+/// Escapes `&`, `<` and `>` as Slack's mrkdwn requires.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Cuts `s` to at most `max` characters, ending with "…" when cut. Never leaves half an
+/// escape (`&amp;`) at the end.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = cut.rfind('&')
+        && !cut[amp..].contains(';')
+        && cut.len() - amp < "&amp;".len()
+    {
+        cut.truncate(amp);
+    }
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Strategy;
+    use crate::report::{FailedResource, Phase, REPORT_SCHEMA_VERSION, ReportSecret, Totals};
+
+    fn stack(name: &str, outcome: Outcome) -> StackReport {
+        StackReport {
+            stack_name: name.into(),
+            stack_id: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{name}/1"),
+            strategy: Some(Strategy::Recreate),
+            resources: vec!["Function".into()],
+            outcome,
+            phase: Phase::Done,
+            reason: None,
+            failed_resources: vec![],
+            started_at: None,
+            finished_at: None,
+            restore_command: None,
+        }
+    }
+
+    fn report(stacks: Vec<StackReport>) -> Report {
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            batch_id: "b-1".into(),
+            execution: "cli".into(),
+            secrets: vec![ReportSecret {
+                name: "prod/db".into(),
+                arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf".into(),
+                version_id: Some("v-2".into()),
+            }],
+            started_at: "2024-05-01T10:00:00Z".into(),
+            finished_at: Some("2024-05-01T10:05:00Z".into()),
+            totals: Totals::default(),
+            stacks,
+        }
+    }
+
+    fn sample() -> Report {
+        let mut degraded = stack("api", Outcome::Degraded);
+        degraded.phase = Phase::Restore;
+        degraded.reason = Some("restore update failed".into());
+        degraded.restore_command = Some("cascade restore --batch b-1 --stack api".into());
+        let mut failed = stack("billing", Outcome::Failed);
+        failed.phase = Phase::Remove;
+        failed.reason = Some("update rolled back".into());
+        failed.failed_resources = vec![FailedResource {
+            logical_id: "Queue".into(),
+            resource_type: Some("AWS::SQS::Queue".into()),
+            status: "UPDATE_FAILED".into(),
+            reason: Some("denied".into()),
+        }];
+        report(vec![
+            stack("web", Outcome::Refreshed),
+            failed,
+            stack("legacy", Outcome::Skipped),
+            degraded,
+        ])
+    }
+
+    fn blocks(message: &Value) -> &Vec<Value> {
+        message["blocks"].as_array().expect("blocks")
+    }
+
+    /// Every text of a message: sections, header, context elements and the fallback.
+    fn texts(message: &Value) -> Vec<String> {
+        let mut out = vec![message["text"].as_str().unwrap().to_string()];
+        for block in blocks(message) {
+            if let Some(text) = block["text"]["text"].as_str() {
+                out.push(text.to_string());
+            }
+            for element in block["elements"].as_array().into_iter().flatten() {
+                out.push(element["text"].as_str().unwrap().to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn degraded_then_failed_after_the_fixed_blocks() {
+        let message = slack_message(&sample(), Some("s3://reports/b-1/report.md"));
+        let blocks = blocks(&message);
+        let kinds: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["header", "section", "context", "section", "section"]
+        );
+        assert_eq!(
+            blocks[0]["text"]["text"],
+            ":rotating_light: Secret Cascade: 1 degraded, 1 failed, 1 refreshed, 1 skipped"
+        );
+        let secrets = blocks[1]["text"]["text"].as_str().unwrap();
+        assert_eq!(secrets, "*Changed secrets*\n• `prod/db` version `v-2`");
+        let context = blocks[2]["elements"][0]["text"].as_str().unwrap();
+        assert_eq!(
+            context,
+            "Report: `s3://reports/b-1/report.md` · batch `b-1`"
+        );
+        let degraded = blocks[3]["text"]["text"].as_str().unwrap();
+        assert!(degraded.starts_with(":rotating_light: *Degraded: `api`*"));
+        assert!(degraded.contains("*Reason:* restore update failed"));
+        assert!(degraded.contains("```cascade restore --batch b-1 --stack api```"));
+        let failed = blocks[4]["text"]["text"].as_str().unwrap();
+        assert!(failed.starts_with(":x: *Failed: `billing`* (phase remove, strategy recreate)"));
+        assert!(failed.contains("• `Queue` (AWS::SQS::Queue) UPDATE_FAILED: denied"));
+    }
+
+    #[test]
+    fn fallback_text_summarises() {
+        let message = slack_message(&sample(), Some("s3://reports/b-1/report.md"));
+        assert_eq!(
+            message["text"],
+            "Secret Cascade batch b-1: 1 degraded, 1 failed, 1 refreshed, 1 skipped. \
+             Restore needed: api. Failed: billing. Report: s3://reports/b-1/report.md"
+        );
+    }
+
+    #[test]
+    fn all_refreshed_has_no_stack_blocks() {
+        let message = slack_message(&report(vec![stack("web", Outcome::Refreshed)]), None);
+        let blocks = blocks(&message);
+        assert_eq!(blocks.len(), 3);
+        assert_eq!(
+            blocks[0]["text"]["text"],
+            ":white_check_mark: Secret Cascade: 1 refreshed"
+        );
+        assert_eq!(
+            blocks[2]["elements"][0]["text"],
+            "Report: not stored · batch `b-1`"
+        );
+    }
+
+    #[test]
+    fn user_text_is_escaped() {
+        let mut failed = stack("s", Outcome::Failed);
+        failed.reason = Some("<!channel> a & b > c".into());
+        let message = slack_message(&report(vec![failed]), Some("/tmp/<x>&.md"));
+        let all = texts(&message).join("\n");
+        assert!(all.contains("&lt;!channel&gt; a &amp; b &gt; c"));
+        assert!(all.contains("/tmp/&lt;x&gt;&amp;.md"));
+        assert!(!all.contains("<!channel>"));
+    }
+
+    #[test]
+    fn stays_inside_slack_limits_with_many_long_failures() {
+        let long = "x".repeat(5000);
+        let stacks: Vec<StackReport> = (0..120)
+            .map(|i| {
+                let mut s = stack(&format!("stack-{i:03}"), Outcome::Failed);
+                s.reason = Some(long.clone());
+                s.failed_resources = (0..30)
+                    .map(|j| FailedResource {
+                        logical_id: format!("Resource{j}"),
+                        resource_type: Some("AWS::Lambda::Function".into()),
+                        status: "UPDATE_FAILED".into(),
+                        reason: Some(long.clone()),
+                    })
+                    .collect();
+                s
+            })
+            .collect();
+        let mut r = report(stacks);
+        r.batch_id = "b".repeat(400);
+        let message = slack_message(&r, Some(&"s3://bucket/".repeat(400)));
+        let blocks = blocks(&message);
+        assert_eq!(blocks.len(), MAX_BLOCKS);
+        let header = blocks[0]["text"]["text"].as_str().unwrap();
+        assert!(header.chars().count() <= MAX_HEADER_CHARS);
+        for text in texts(&message) {
+            assert!(
+                text.chars().count() <= MAX_SECTION_CHARS,
+                "{} chars",
+                text.len()
+            );
+        }
+        // 3 fixed blocks, 46 stacks, 1 summary block.
+        let last = blocks.last().unwrap()["text"]["text"].as_str().unwrap();
+        assert_eq!(last, "… and 74 more failed/degraded stacks: see the report");
+        let shown = blocks
+            .iter()
+            .filter(|b| {
+                b["type"] == "section"
+                    && b["text"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with(":x:"))
+            })
+            .count();
+        assert_eq!(shown, 46);
+        let first = blocks[3]["text"]["text"].as_str().unwrap();
+        assert!(first.contains('…'));
+        assert!(first.ends_with("more failed resources: see the report"));
+    }
+
+    #[test]
+    fn exactly_full_needs_no_summary_block() {
+        let stacks = (0..MAX_BLOCKS - 3)
+            .map(|i| stack(&format!("s{i:02}"), Outcome::Failed))
+            .collect();
+        let message = slack_message(&report(stacks), None);
+        let blocks = blocks(&message);
+        assert_eq!(blocks.len(), MAX_BLOCKS);
+        assert!(
+            !blocks.last().unwrap()["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("more failed/degraded")
+        );
+    }
+
+    #[test]
+    fn degraded_stacks_win_the_space() {
+        let mut stacks: Vec<StackReport> = (0..60)
+            .map(|i| stack(&format!("a-failed-{i:02}"), Outcome::Failed))
+            .collect();
+        stacks.push(stack("z-degraded", Outcome::Degraded));
+        let message = slack_message(&report(stacks), None);
+        let first = blocks(&message)[3]["text"]["text"].as_str().unwrap();
+        assert!(first.contains("*Degraded: `z-degraded`*"));
+    }
+
+    #[test]
+    fn long_restore_command_is_left_to_the_report() {
+        let mut s = stack("s", Outcome::Degraded);
+        s.restore_command = Some("cascade restore ".repeat(100));
+        let message = slack_message(&report(vec![s]), None);
+        let text = blocks(&message)[3]["text"]["text"].as_str().unwrap();
+        assert!(text.contains("the command in the report (too long for Slack)"));
+    }
+
+    #[test]
+    fn clip_never_splits_an_escape() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "ab…");
+        assert_eq!(clip("a&amp;b", 4), "a…");
+        assert_eq!(clip("a&amp;b", 7), "a&amp;b");
+        assert_eq!(clip("a&amp;bc", 7), "a&amp;…");
+        assert_eq!(clip("ééééé", 3), "éé…");
+    }
+
+    #[test]
+    fn fields_not_meant_for_slack_stay_out() {
+        const CANARY: &str = "CANARY-7f3a";
+        let mut r = sample();
+        r.execution = CANARY.into();
+        r.started_at = CANARY.into();
+        r.finished_at = Some(CANARY.into());
+        r.secrets[0].arn = CANARY.into();
+        for s in &mut r.stacks {
+            s.stack_id = CANARY.into();
+            s.started_at = Some(CANARY.into());
+            s.finished_at = Some(CANARY.into());
+            s.resources = vec![CANARY.into()];
+        }
+        let message = slack_message(&r, None);
+        assert!(!message.to_string().contains(CANARY), "{message:#}");
+    }
+
+    #[test]
+    fn deterministic() {
+        let a = sample();
+        let mut b = sample();
+        b.stacks.reverse();
+        assert_eq!(slack_message(&a, None), slack_message(&b, None));
+    }
+}
