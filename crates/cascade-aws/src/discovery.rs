@@ -264,16 +264,31 @@ async fn read_stack_policy(
 /// The stacks importing `export`, or `None` when ListImports fails (the imports found in
 /// the account's templates still count).
 async fn list_imports(clients: &Clients, export: &str) -> Option<Vec<String>> {
-    let mut pages = clients
-        .cloudformation
-        .list_imports()
-        .export_name(export)
-        .into_paginator()
-        .send();
     let mut importers = Vec::new();
-    while let Some(page) = pages.next().await {
+    let mut next_token = None;
+    loop {
+        let page = clients
+            .cloudformation
+            .list_imports()
+            .export_name(export)
+            .set_next_token(next_token)
+            // An optimisation only (imports are also found in the templates): a failing
+            // ListImports must not hold discovery up with retries.
+            .customize()
+            .config_override(
+                aws_sdk_cloudformation::config::Config::builder()
+                    .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2)),
+            )
+            .send()
+            .await;
         match page {
-            Ok(page) => importers.extend(page.imports().iter().cloned()),
+            Ok(page) => {
+                importers.extend(page.imports().iter().cloned());
+                next_token = page.next_token().map(str::to_string);
+                if next_token.is_none() {
+                    break;
+                }
+            }
             Err(e) => {
                 let e = AwsError::call("cloudformation:ListImports", e);
                 if e.to_string().contains("is not imported by any stack") {

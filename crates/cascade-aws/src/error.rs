@@ -1,6 +1,8 @@
 //! Errors of the AWS side, each naming the thing that failed and what to do.
 
-use std::fmt::Debug;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// An error talking to AWS.
 #[derive(Debug, thiserror::Error)]
@@ -24,14 +26,24 @@ pub enum AwsError {
 }
 
 impl AwsError {
-    /// Wraps an SDK error with the name of the operation that failed.
-    pub fn call<E>(operation: &'static str, err: E) -> Self
+    /// Wraps an SDK error with the name of the operation that failed, in a few words:
+    /// the service's error code and message, or the HTTP status when it sent neither,
+    /// or what went wrong on the way (timeout, connection, ...).
+    pub fn call<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
-        E: std::error::Error + 'static,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        AwsError::Call {
-            operation,
-            message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-        }
+        let message = match (err.code(), err.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_string(),
+            (None, _) => match &err {
+                SdkError::ServiceError(context) => format!(
+                    "the service answered HTTP {} without an error code",
+                    context.raw().status().as_u16()
+                ),
+                other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+            },
+        };
+        AwsError::Call { operation, message }
     }
 }

@@ -190,6 +190,7 @@ impl Refresher {
                 .await;
         };
         let template = read_template(&body).map_err(|e| StepError::Missing(e.to_string()))?;
+        let no_echo = no_echo_parameters(&template);
 
         let (first, step) = match plan.strategy {
             Strategy::Recreate => (removal_template(&template, plan), "remove"),
@@ -247,7 +248,7 @@ impl Refresher {
                 .await;
         }
         if !saved_is_planned {
-            let saved = saved_original(&current, current_body, &now());
+            let saved = saved_original(&current, current_body, &no_echo, &now());
             self.store.put_json(&original_key, &saved).await?;
         }
 
@@ -696,9 +697,28 @@ enum UpdateResult {
     Rejected(String),
 }
 
+/// The parameters a template declares `NoEcho`: their values are never saved.
+fn no_echo_parameters(template: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    template
+        .get("Parameters")
+        .and_then(serde_json::Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, decl)| match decl.get("NoEcho") {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(s)) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// What to save of a stack before changing it. NoEcho parameters are saved without a
+/// value (restored with UsePreviousValue), whatever DescribeStacks showed.
 fn saved_original(
     stack: &aws_sdk_cloudformation::types::Stack,
     template_body: String,
+    no_echo: &std::collections::BTreeSet<String>,
     at: &str,
 ) -> SavedOriginal {
     SavedOriginal {
@@ -710,10 +730,11 @@ fn saved_original(
             .parameters()
             .iter()
             .filter_map(|p| {
+                let key = p.parameter_key()?;
                 let value = p
                     .parameter_value()
-                    .filter(|v| *v != cascade_core::stack::MASKED_VALUE);
-                Some((p.parameter_key()?.to_string(), value.map(str::to_string)))
+                    .filter(|v| *v != cascade_core::stack::MASKED_VALUE && !no_echo.contains(key));
+                Some((key.to_string(), value.map(str::to_string)))
             })
             .collect(),
         capabilities: stack

@@ -206,6 +206,15 @@ impl<'a> Scope<'a> {
         self.parameters.get(name)
     }
 
+    /// Whether a parameter is declared `NoEcho` (its value is never shown).
+    pub fn is_no_echo(&self, name: &str) -> bool {
+        self.template
+            .get("Parameters")
+            .and_then(|p| p.get(name))
+            .and_then(|d| d.get("NoEcho"))
+            .is_some_and(is_true)
+    }
+
     /// The value of an export of the account.
     pub fn export(&self, name: &str) -> Option<&String> {
         self.exports.get(name)

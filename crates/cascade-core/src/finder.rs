@@ -233,11 +233,22 @@ impl Finder<'_, '_> {
         };
         let mut trace = Trace::default();
         let text = self.scope.eval(node, &mut trace).into_text();
+        let first_new = found.len();
         let matched = self.dynamic_references(&text, form, path, found);
         self.parameter_references(&trace, &matched, Some(&text), path, found);
         for name in &trace.imports {
             if let Some(value) = self.scope.export(name) {
                 self.import_references(value, &matched, Some(&text), path, found);
+            }
+        }
+        // A NoEcho parameter's value is never shown, even where it could be read.
+        let shows_no_echo = trace.parameters.iter().any(|p| {
+            self.scope.is_no_echo(p)
+                && matches!(self.scope.parameter(p), Some(ParamValue::Known(_)))
+        });
+        if shows_no_echo {
+            for reference in &mut found[first_new..] {
+                reference.text = None;
             }
         }
         true

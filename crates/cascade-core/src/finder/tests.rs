@@ -500,3 +500,17 @@ fn an_import_inside_a_longer_sub_names_the_secret() {
         Some(format!("{DB_ARN}:password::").as_str())
     );
 }
+
+#[test]
+fn a_no_echo_value_is_never_shown_even_when_readable() {
+    let template = json!({
+        "Parameters": {"Name": {"Type": "String", "NoEcho": true}},
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "P": {"Fn::Sub": "{{resolve:secretsmanager:${Name}}}"}}}}
+    });
+    // Offline, or a backend that does not mask it: the value is known and used ...
+    let r = only(find_with(&stack(template), &[("Name", "db")], &[], &[db()]));
+    assert_eq!(r.disposition, Disposition::Refresh);
+    // ... but not printed.
+    assert_eq!(r.text, None);
+}
