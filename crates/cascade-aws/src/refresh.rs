@@ -265,11 +265,9 @@ impl Refresher {
                     .build()
             })
             .collect();
-        let role = self
-            .settings
-            .execution_role_arn
-            .clone()
-            .or(current.role_arn().map(str::to_string));
+        // The configured execution role, or none: CloudFormation then keeps using the
+        // stack's own role (passing that one explicitly would need iam:PassRole on it).
+        let role = self.settings.execution_role_arn.clone();
         let issued_at = now();
         match self
             .update(
@@ -531,11 +529,8 @@ impl Refresher {
                     .build(),
             })
             .collect();
-        let role = self
-            .settings
-            .execution_role_arn
-            .clone()
-            .or(saved.role_arn.clone());
+        // As in `begin`: the configured role, or the stack keeps its own.
+        let role = self.settings.execution_role_arn.clone();
         self.update(
             batch_id,
             &saved.stack_name,
