@@ -5,11 +5,12 @@ CARGO ?= cargo
 VENV := infra/local/.venv
 CORPUS ?= ../shared/corpus/cfn-templates
 
-.PHONY: help demo test bootstrap fmt-check clippy unit-and-e2e launcher-tests conformance bench up down
+.PHONY: help demo test bootstrap fmt-check clippy unit-and-e2e launcher-tests conformance lint bench up down
 
 help:
 	@echo "make demo    plan a secret change against a seeded local AWS stack (moto)"
-	@echo "make test    every check: fmt, clippy, unit, integration and end-to-end tests, launcher tests, conformance"
+	@echo "make test    every check: fmt, clippy, unit, integration and end-to-end tests, launcher tests,"
+	@echo "             conformance, and the SAM template / state machine lint (infra/tools/lint)"
 	@echo "make bench   benchmarks (planning, discovery over 1,000 stacks)"
 	@echo "make up / make down   start / stop the local AWS stack by hand"
 
@@ -19,7 +20,7 @@ bootstrap:
 demo: bootstrap
 	@infra/local/demo
 
-test: bootstrap fmt-check clippy unit-and-e2e launcher-tests conformance
+test: bootstrap fmt-check clippy unit-and-e2e launcher-tests conformance lint
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -40,9 +41,14 @@ conformance:
 		echo "conformance: skipped ($(CORPUS) not found)"; \
 	fi
 
+lint:
+	infra/tools/lint
+
 bench: bootstrap
 	$(CARGO) bench -p cascade-core --bench planning
 	$(CARGO) run -q --release --locked -p cascade-tests --bin bench-discovery
+	$(CARGO) run -q --release --locked -p cascade-tests --bin bench-run
+	$(CARGO) run -q --release --locked -p cascade-tests --bin bench-pipeline
 
 up: bootstrap
 	@infra/local/up

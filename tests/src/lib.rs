@@ -5,7 +5,10 @@
 //! The launcher also watches the test process (`CASCADE_PARENT_PID`) and exits on its own
 //! when the test process dies, so no server outlives a test run.
 
+pub mod deploy;
 pub mod fixtures;
+pub mod lambda_server;
+pub mod slack_sink;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

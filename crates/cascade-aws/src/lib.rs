@@ -8,6 +8,7 @@ pub mod calls;
 pub mod clients;
 pub mod discovery;
 pub mod error;
+pub mod gatekeeper;
 pub mod refresh;
 pub mod run;
 pub mod secrets;

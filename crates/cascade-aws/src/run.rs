@@ -107,7 +107,17 @@ pub async fn start_batch(
         secrets: secrets.to_vec(),
         strategy,
         plan,
+        notes: Vec::new(),
     };
+    save_new_batch(refresher, manifest).await
+}
+
+/// Saves a new batch's manifest and the initial state of every stack.
+pub async fn save_new_batch(
+    refresher: &Refresher,
+    manifest: BatchManifest,
+) -> Result<BatchManifest, RunError> {
+    let batch_id = manifest.batch_id.as_str();
     refresher
         .store
         .put_json(&keys::manifest(batch_id), &manifest)

@@ -40,6 +40,9 @@ pub struct BatchManifest {
     pub strategy: StrategyChoice,
     /// The plan the batch carries out.
     pub plan: Plan,
+    /// What concerns the batch as a whole (e.g. a secret that no longer exists: skipped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The saved state of one stack in a batch.
@@ -192,6 +195,7 @@ pub fn build_report(
             .iter()
             .map(|s| s.to_report(&manifest.batch_id))
             .collect(),
+        notes: manifest.notes.clone(),
     };
     report.normalise();
     report
@@ -285,6 +289,7 @@ mod tests {
                 stacks: vec![],
                 skipped: vec![],
             },
+            notes: vec![],
         }
     }
 

@@ -21,3 +21,4 @@ pub mod stack;
 pub mod stack_policy;
 pub mod stateful;
 pub mod template;
+pub mod ticket;

@@ -133,6 +133,10 @@ pub struct Report {
     pub totals: Totals,
     /// Every stack, degraded first, then failed, refreshed, skipped; by name within each.
     pub stacks: Vec<StackReport>,
+    /// What concerns the batch as a whole: a secret that no longer exists (skipped), a
+    /// discovery that failed, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Report {

@@ -124,6 +124,7 @@ fn representative() -> Report {
             begin_failed,
             degraded,
         ],
+        notes: vec!["secret prod/gone no longer exists: skipped".into()],
     };
     report.normalise();
     report
@@ -154,6 +155,7 @@ fn empty_report_is_valid() {
         finished_at: None,
         totals: Totals::default(),
         stacks: vec![],
+        notes: vec![],
     };
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["finished_at"], Value::Null);

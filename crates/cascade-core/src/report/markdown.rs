@@ -30,6 +30,10 @@ pub fn render_markdown(report: &Report) -> String {
                 .map_or("not finished".into(), text)
         ),
     ];
+    if !report.notes.is_empty() {
+        lines.push(String::new());
+        lines.extend(report.notes.iter().map(|n| format!("> {}", text(n))));
+    }
     let degraded: Vec<&StackReport> = report.with_outcome(Outcome::Degraded).collect();
     if !degraded.is_empty() {
         lines.extend(degraded_section(&degraded));
@@ -284,6 +288,7 @@ mod tests {
             finished_at: Some("2024-05-01T10:05:00Z".into()),
             totals: Totals::default(),
             stacks,
+            notes: vec![],
         }
     }
 

@@ -86,6 +86,7 @@ fn secrets_section(report: &Report) -> Value {
             .map_or("unknown".into(), |v| format!("`{}`", escape(v)));
         format!("• `{}` version {version}", escape(&s.name))
     }));
+    lines.extend(report.notes.iter().map(|n| format!("_{}_", escape(n))));
     section(fit_lines(&lines, "secrets"))
 }
 
@@ -282,6 +283,7 @@ mod tests {
             finished_at: Some("2024-05-01T10:05:00Z".into()),
             totals: Totals::default(),
             stacks,
+            notes: vec![],
         }
     }
 

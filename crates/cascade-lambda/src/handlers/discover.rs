@@ -1,0 +1,113 @@
+//! `discover`: resolves the batch's secrets, plans every stack of the account, saves the
+//! batch (manifest and per-stack state, in S3) and returns the stacks to refresh, in order.
+//! Retried with the same batch id, it returns the batch already saved.
+
+use cascade_aws::AwsError;
+use cascade_aws::discovery::plan_secrets;
+use cascade_aws::refresh::now;
+use cascade_aws::run::save_new_batch;
+use cascade_aws::secrets::resolve_secret;
+use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, keys};
+use cascade_core::ticket::ExecutionInput;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::error::HandlerError;
+use crate::handlers::Context;
+
+/// Templates read at once.
+const CONCURRENCY: usize = 8;
+
+/// The event: the execution and its input.
+#[derive(Debug, Deserialize)]
+pub struct DiscoverEvent {
+    /// The execution id (ARN).
+    pub execution: String,
+    /// The execution input, as the gatekeeper wrote it.
+    pub input: ExecutionInput,
+}
+
+/// The result: the batch and its stacks to refresh, in order.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiscoverResult {
+    /// The batch.
+    pub batch_id: String,
+    /// Stack names to refresh, in order.
+    pub stacks: Vec<String>,
+    /// Seconds between two looks at an updating stack.
+    pub wait_seconds: u32,
+}
+
+/// Handles a `discover` event.
+pub async fn handle(
+    context: &Context,
+    event: DiscoverEvent,
+) -> Result<serde_json::Value, HandlerError> {
+    let refresher = context.refresher()?;
+    let input = event.input;
+    let batch_id = input.batch_id.clone();
+    let result = |manifest: &BatchManifest| DiscoverResult {
+        batch_id: manifest.batch_id.clone(),
+        stacks: manifest
+            .plan
+            .stacks
+            .iter()
+            .map(|s| s.stack_name.clone())
+            .collect(),
+        wait_seconds: input.options.poll_seconds.max(1),
+    };
+    if let Some(existing) = refresher
+        .store
+        .get_json::<BatchManifest>(&keys::manifest(&batch_id))
+        .await?
+    {
+        info!(batch = %batch_id, "batch already discovered: returning it");
+        return Ok(serde_json::to_value(result(&existing)).expect("serialisable"));
+    }
+
+    let mut secrets = Vec::new();
+    let mut notes = Vec::new();
+    for id in &input.secrets {
+        match resolve_secret(&context.clients, id).await {
+            Ok(secret) => secrets.push(secret),
+            Err(e @ (AwsError::SecretNotFound(_) | AwsError::SecretDeleted(_))) => {
+                warn!(secret = %id, "skipping a ticket's secret: {e}");
+                notes.push(format!("skipped secret {id}: {e}"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut plan = if secrets.is_empty() {
+        cascade_core::plan::plan_account(&[], &[], &Default::default())
+    } else {
+        plan_secrets(
+            &context.clients,
+            &secrets,
+            input.options.strategy,
+            CONCURRENCY,
+        )
+        .await?
+    };
+    if let Some(only) = &input.stacks {
+        plan.stacks.retain(|s| only.contains(&s.stack_name));
+        plan.skipped.retain(|s| only.contains(&s.stack_name));
+    }
+    let manifest = BatchManifest {
+        schema_version: STATE_SCHEMA_VERSION,
+        batch_id: batch_id.clone(),
+        execution: event.execution,
+        created_at: now(),
+        secrets,
+        strategy: input.options.strategy,
+        plan,
+        notes,
+    };
+    let manifest = save_new_batch(&refresher, manifest).await?;
+    info!(
+        batch = %batch_id,
+        to_refresh = manifest.plan.stacks.len(),
+        skipped = manifest.plan.skipped.len(),
+        "batch discovered"
+    );
+    Ok(serde_json::to_value(result(&manifest)).expect("serialisable"))
+}

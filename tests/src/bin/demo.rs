@@ -1,0 +1,198 @@
+//! `make demo`: the whole pipeline on a local AWS stack, as it runs in AWS.
+//!
+//! Starts its own local stack (moto with the project's launcher) and the local Lambda
+//! server running the real handlers, deploys what template.yaml creates, seeds the stacks
+//! of `tests/fixtures/refresh`, changes their secrets, and sends the `Secret Label Updated`
+//! events Secrets Manager would send. Then it does what the schedule would: calls the
+//! gatekeeper, follows the execution of the real state machine, and prints the report and
+//! the Slack message. Everything stops when it ends.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use aws_sdk_sfn::types::ExecutionStatus;
+use cascade_core::report::Report;
+use cascade_core::report::markdown::render_markdown;
+use cascade_lambda::{Function, handle};
+use cascade_tests::deploy::{DeployOptions, deploy, function_contexts};
+use cascade_tests::fixtures::seed_with_progress;
+use cascade_tests::lambda_server::LambdaServer;
+use cascade_tests::slack_sink::SlackSink;
+use cascade_tests::{LocalStack, LocalStackOptions, workspace_root};
+use serde_json::{Value, json};
+
+fn step(text: &str) {
+    eprintln!("==> {text}");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    step("starting a local AWS stack and the local Lambda server (the real handlers)");
+    let lambda = LambdaServer::start().await?;
+    let local = LocalStack::start_with(&LocalStackOptions {
+        lambda_forward_url: Some(lambda.url.clone()),
+        ..LocalStackOptions::default()
+    })?;
+    let config = local.sdk_config().await;
+    let clients = local.clients().await;
+
+    step(
+        "deploying what template.yaml creates: ticket queue + DLQ, EventBridge rule, report bucket, state machine",
+    );
+    let deployment = deploy(&config).await?;
+    let sink = SlackSink::start().await?;
+    let slack = clients
+        .secrets
+        .create_secret()
+        .name("secret-cascade/slack-webhook")
+        .secret_string(json!({ "webhook_url": sink.url }).to_string())
+        .send()
+        .await?;
+    let options = DeployOptions {
+        slack_webhook_secret: slack.arn().map(str::to_string),
+        poll_seconds: 1,
+    };
+    for context in function_contexts(&deployment, &clients, &options)? {
+        lambda.set_context(context);
+    }
+
+    step("seeding secrets and stacks (tests/fixtures/refresh)");
+    let seeded = seed_with_progress(
+        &config,
+        &workspace_root().join("tests/fixtures/refresh"),
+        |s| eprintln!("    {:<28} {}", s.name, s.status),
+    )
+    .await?;
+
+    step(&format!(
+        "someone updates {} in the console",
+        seeded.changed_secrets.join(", ")
+    ));
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    for name in &seeded.changed_secrets {
+        let version = clients
+            .secrets
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(
+                json!({ "rotated": true, "at": started.elapsed().as_millis() }).to_string(),
+            )
+            .send()
+            .await?
+            .version_id()
+            .context("no version id")?
+            .to_string();
+        let arn = seeded.secrets.get(name).context("secret not seeded")?;
+        // What Secrets Manager sends to EventBridge (moto does not emit it).
+        events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source("aws.secretsmanager")
+                    .detail_type("Secret Label Updated")
+                    .resources(arn)
+                    .detail(
+                        json!({"name": name, "labelUpdated": "AWSCURRENT", "versionId": version})
+                            .to_string(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+        eprintln!("    {name}: new version {version}, event sent");
+    }
+
+    step("the schedule fires: gatekeeper");
+    let gatekeeper = lambda
+        .contexts
+        .read()
+        .map_err(|_| anyhow::anyhow!("lock poisoned"))?
+        .get(&Function::Gatekeeper)
+        .cloned()
+        .context("no gatekeeper context")?;
+    let outcome = handle(&gatekeeper, json!({})).await?;
+    eprintln!("    {}", outcome["outcome"].as_str().unwrap_or_default());
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let listed = sfn
+        .list_executions()
+        .state_machine_arn(&deployment.state_machine_arn)
+        .send()
+        .await?;
+    let execution_arn = listed
+        .executions()
+        .first()
+        .context("the gatekeeper started no execution")?
+        .execution_arn()
+        .to_string();
+    let again = handle(&gatekeeper, json!({})).await?;
+    eprintln!(
+        "    a second tick while it runs: {}",
+        again["outcome"].as_str().unwrap_or_default()
+    );
+
+    step(&format!("state machine running: {execution_arn}"));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut last = 0;
+    let execution = loop {
+        let out = sfn
+            .describe_execution()
+            .execution_arn(&execution_arn)
+            .send()
+            .await?;
+        let calls = lambda.count(Function::Refresh);
+        if calls != last {
+            eprintln!(
+                "    [{:>4.0}s] refresh steps so far: {calls}",
+                started.elapsed().as_secs_f64()
+            );
+            last = calls;
+        }
+        if *out.status() != ExecutionStatus::Running {
+            break out;
+        }
+        if Instant::now() > deadline {
+            bail!("the execution did not finish within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("    execution {:?}", execution.status());
+
+    let report_key = execution
+        .output()
+        .and_then(|o| serde_json::from_str::<Value>(o).ok())
+        .and_then(|o| {
+            o.pointer("/report/report_key")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .context("the execution's output names no report")?;
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let body = s3
+        .get_object()
+        .bucket(&deployment.bucket)
+        .key(&report_key)
+        .send()
+        .await?
+        .body
+        .collect()
+        .await?
+        .into_bytes();
+    let report: Report = serde_json::from_slice(&body)?;
+
+    step(&format!(
+        "the report (s3://{}/{report_key}, and report.md beside it)",
+        deployment.bucket
+    ));
+    println!("{}", render_markdown(&report));
+    step("the Slack message the team reads");
+    for message in sink.received() {
+        let value: Value = serde_json::from_str(&message)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    step(&format!(
+        "done in {:.1} s; the local stack stops now",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}

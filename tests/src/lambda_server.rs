@@ -1,0 +1,143 @@
+//! A local server speaking the Lambda Invoke API
+//! (`POST /2015-03-31/functions/{name}/invocations`) that runs Secret Cascade's real
+//! handlers in-process. The local AWS stack forwards Lambda invokes to it (the launcher's
+//! `LAMBDA_FORWARD_URL`), so the real state machine runs the real handlers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use cascade_lambda::{Context, Function, handle};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The handlers' contexts, by function; filled once the deployment exists.
+pub type Contexts = Arc<RwLock<HashMap<Function, Context>>>;
+
+/// A running Lambda stand-in.
+pub struct LambdaServer {
+    /// `http://127.0.0.1:PORT`: the launcher's `LAMBDA_FORWARD_URL`.
+    pub url: String,
+    /// The contexts the handlers run with.
+    pub contexts: Contexts,
+    /// Every invocation: function and payload, in order.
+    pub invocations: Arc<RwLock<Vec<(Function, Value)>>>,
+    /// Every error a handler returned: function, error name and message, in order.
+    pub errors: Arc<RwLock<Vec<(Function, String, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    contexts: Contexts,
+    invocations: Arc<RwLock<Vec<(Function, Value)>>>,
+    errors: Arc<RwLock<Vec<(Function, String, String)>>>,
+}
+
+impl LambdaServer {
+    /// Starts the server on a free port of 127.0.0.1 (contexts are set later with
+    /// [`LambdaServer::set_context`]).
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shared = Shared {
+            contexts: Arc::new(RwLock::new(HashMap::new())),
+            invocations: Arc::new(RwLock::new(Vec::new())),
+            errors: Arc::new(RwLock::new(Vec::new())),
+        };
+        let app = Router::new()
+            .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(LambdaServer {
+            url,
+            contexts: shared.contexts,
+            invocations: shared.invocations,
+            errors: shared.errors,
+            task,
+        })
+    }
+
+    /// Sets the context a function runs with.
+    pub fn set_context(&self, context: Context) {
+        let function = context.config.function;
+        self.contexts
+            .write()
+            .expect("not poisoned")
+            .insert(function, context);
+    }
+
+    /// How many times a function was invoked.
+    pub fn count(&self, function: Function) -> usize {
+        self.invocations
+            .read()
+            .expect("not poisoned")
+            .iter()
+            .filter(|(f, _)| *f == function)
+            .count()
+    }
+}
+
+impl Drop for LambdaServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One invocation, in the Invoke API's shape: the function's result as the body, or its
+/// error as `{"errorType", "errorMessage"}` with `X-Amz-Function-Error: Unhandled`.
+async fn invoke(State(shared): State<Shared>, Path(name): Path<String>, body: String) -> Response {
+    let Some(function) = Function::from_deployed_name(&name) else {
+        return (StatusCode::NOT_FOUND, format!("no function {name}")).into_response();
+    };
+    let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    shared
+        .invocations
+        .write()
+        .expect("not poisoned")
+        .push((function, payload.clone()));
+    let context = shared
+        .contexts
+        .read()
+        .expect("not poisoned")
+        .get(&function)
+        .cloned();
+    let Some(context) = context else {
+        return function_error(
+            "ConfigurationError",
+            &format!("no context for {}", function.name()),
+        );
+    };
+    match handle(&context, payload).await {
+        Ok(result) => (StatusCode::OK, axum::Json(result)).into_response(),
+        Err(e) => {
+            shared.errors.write().expect("not poisoned").push((
+                function,
+                e.kind.name().to_string(),
+                e.message.clone(),
+            ));
+            function_error(e.kind.name(), &e.message)
+        }
+    }
+}
+
+fn function_error(kind: &str, message: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "X-Amz-Function-Error",
+        HeaderValue::from_static("Unhandled"),
+    );
+    (
+        StatusCode::OK,
+        headers,
+        axum::Json(json!({"errorType": kind, "errorMessage": message})),
+    )
+        .into_response()
+}

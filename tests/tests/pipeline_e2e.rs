@@ -1,0 +1,347 @@
+//! The whole serverless path on the local stack: a realistic `Secret Label Updated` event
+//! → EventBridge rule → FIFO ticket queue → gatekeeper → the real state machine
+//! (statemachine.asl.json in moto's interpreter) → the real handlers (through the local
+//! Lambda server) → stacks refreshed in moto → report in S3 → Slack message at a local sink.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::types::ExecutionStatus;
+use cascade_lambda::{Function, handle};
+use cascade_tests::deploy::{DeployOptions, deploy, function_contexts};
+use cascade_tests::lambda_server::LambdaServer;
+use cascade_tests::slack_sink::SlackSink;
+use cascade_tests::{LocalStack, LocalStackOptions};
+use serde_json::{Value, json};
+
+const APP: &str = "Resources:
+  Handle:
+    Type: AWS::CloudFormation::WaitConditionHandle
+  Service:
+    Type: AWS::AppRunner::Service
+    Properties:
+      Secret: '{{resolve:secretsmanager:prod/db:SecretString:password}}'
+";
+
+const DATABASE: &str = "Resources:
+  Db:
+    Type: AWS::RDS::DBInstance
+    Properties:
+      Engine: postgres
+      DBInstanceClass: db.t3.micro
+      AllocatedStorage: '20'
+      MasterUsername: admin
+      MasterUserPassword: '{{resolve:secretsmanager:prod/db:SecretString:password}}'
+";
+
+/// Removing `Service` works, but putting it back fails (the marker is only in it).
+const BROKEN_RESTORE: &str = "Resources:
+  Handle:
+    Type: AWS::CloudFormation::WaitConditionHandle
+  Service:
+    Type: AWS::AppRunner::Service
+    Metadata:
+      Note: MotoSimulateUpdateFailure
+    Properties:
+      Secret: '{{resolve:secretsmanager:prod/db:SecretString:password}}'
+";
+
+async fn update_completes(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> usize {
+    let events = cfn
+        .describe_stack_events()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap();
+    events
+        .stack_events()
+        .iter()
+        .filter(|e| {
+            e.logical_resource_id() == Some(stack)
+                && e.resource_status().map(|s| s.as_str()) == Some("UPDATE_COMPLETE")
+        })
+        .count()
+}
+
+async fn wait_for_execution(
+    sfn: &aws_sdk_sfn::Client,
+    arn: &str,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        if *out.status() != ExecutionStatus::Running || Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_change_flows_through_the_whole_pipeline() {
+    let lambda = LambdaServer::start().await.unwrap();
+    let local = LocalStack::start_with(&LocalStackOptions {
+        lambda_forward_url: Some(lambda.url.clone()),
+        ..LocalStackOptions::default()
+    })
+    .unwrap();
+    let config = local.sdk_config().await;
+    let deployment = deploy(&config).await.unwrap();
+    let clients = local.clients().await;
+
+    let sink = SlackSink::start().await.unwrap();
+    let slack_secret = clients
+        .secrets
+        .create_secret()
+        .name("secret-cascade/slack")
+        .secret_string(json!({"webhook_url": sink.url}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let options = DeployOptions {
+        slack_webhook_secret: slack_secret.arn().map(str::to_string),
+        poll_seconds: 1,
+    };
+    for context in function_contexts(&deployment, &clients, &options).unwrap() {
+        lambda.set_context(context);
+    }
+
+    // The consumers of prod/db.
+    let db = clients
+        .secrets
+        .create_secret()
+        .name("prod/db")
+        .secret_string("{\"password\":\"first\"}")
+        .send()
+        .await
+        .unwrap();
+    let cfn = &clients.cloudformation;
+    for (name, body) in [
+        ("app", APP),
+        ("database", DATABASE),
+        ("broken-restore", BROKEN_RESTORE),
+    ] {
+        cfn.create_stack()
+            .stack_name(name)
+            .template_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let original_app = cfn
+        .get_template()
+        .stack_name("app")
+        .send()
+        .await
+        .unwrap()
+        .template_body()
+        .unwrap()
+        .to_string();
+
+    // Someone updates the secret; Secrets Manager would emit this event (moto does not).
+    let new_version = clients
+        .secrets
+        .put_secret_value()
+        .secret_id("prod/db")
+        .secret_string("{\"password\":\"second\"}")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let put = events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("aws.secretsmanager")
+                .detail_type("Secret Label Updated")
+                .resources(db.arn().unwrap())
+                .detail(json!({"name": "prod/db", "labelUpdated": "AWSCURRENT", "versionId": new_version}).to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.failed_entry_count(), 0);
+
+    // The ticket is in the FIFO queue.
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let depth = |sqs: aws_sdk_sqs::Client, url: String| async move {
+        let out = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .unwrap();
+        out.attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            })
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        depth(sqs.clone(), deployment.queue_url.clone()).await,
+        1,
+        "the event became one ticket"
+    );
+
+    // The schedule never fires locally: call the gatekeeper as it would.
+    let gatekeeper = lambda
+        .contexts
+        .read()
+        .unwrap()
+        .get(&Function::Gatekeeper)
+        .cloned()
+        .unwrap();
+    let outcome = handle(
+        &gatekeeper,
+        json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        outcome["outcome"].as_str().unwrap().starts_with("Started"),
+        "{outcome}"
+    );
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let executions = sfn
+        .list_executions()
+        .state_machine_arn(&deployment.state_machine_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(executions.executions().len(), 1);
+    let execution_arn = executions.executions()[0].execution_arn().to_string();
+    let execution = wait_for_execution(&sfn, &execution_arn).await;
+    if *execution.status() != ExecutionStatus::Succeeded {
+        let history = sfn
+            .get_execution_history()
+            .execution_arn(&execution_arn)
+            .send()
+            .await
+            .unwrap();
+        for event in history.events() {
+            eprintln!("{:?}", event.r#type());
+        }
+        eprintln!("handler errors: {:#?}", lambda.errors.read().unwrap());
+    }
+    assert_eq!(
+        *execution.status(),
+        ExecutionStatus::Succeeded,
+        "{:?} {:?}",
+        execution.error(),
+        execution.cause()
+    );
+    assert_eq!(
+        depth(sqs.clone(), deployment.queue_url.clone()).await,
+        0,
+        "the ticket was deleted"
+    );
+
+    // The stacks in moto: app removed and re-added (2 updates), back to its exact template;
+    // database pinned to the new version (1 update); broken-restore degraded.
+    assert_eq!(update_completes(cfn, "app").await, 2);
+    let app_now = cfn
+        .get_template()
+        .stack_name("app")
+        .send()
+        .await
+        .unwrap()
+        .template_body()
+        .unwrap()
+        .to_string();
+    assert_eq!(app_now, original_app);
+    assert_eq!(update_completes(cfn, "database").await, 1);
+    let database_now = cfn
+        .get_template()
+        .stack_name("database")
+        .send()
+        .await
+        .unwrap()
+        .template_body()
+        .unwrap()
+        .to_string();
+    assert!(
+        database_now.contains(&format!("::{new_version}}}}}")),
+        "{database_now}"
+    );
+
+    // The report in S3.
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&deployment.bucket)
+        .prefix("reports/")
+        .send()
+        .await
+        .unwrap();
+    let json_key = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .find(|k| k.ends_with("report.json"))
+        .expect("a JSON report")
+        .to_string();
+    let body = s3
+        .get_object()
+        .bucket(&deployment.bucket)
+        .key(&json_key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        report["totals"],
+        json!({"refreshed": 2, "failed": 0, "skipped": 0, "degraded": 1})
+    );
+    assert_eq!(report["stacks"][0]["stack_name"], "broken-restore");
+    assert_eq!(report["stacks"][0]["outcome"], "degraded");
+    assert!(
+        report["execution"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:states:")
+    );
+    assert_eq!(report["secrets"][0]["version_id"], new_version.as_str());
+    assert!(
+        listed
+            .contents()
+            .iter()
+            .any(|o| o.key().is_some_and(|k| k.ends_with("report.md")))
+    );
+
+    // Slack got the message.
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    let message: Value = serde_json::from_str(&received[0]).unwrap();
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        text.contains("1 degraded") && text.contains("2 refreshed"),
+        "{text}"
+    );
+
+    // Nothing secret anywhere the pipeline wrote or sent.
+    for value in ["first", "second"] {
+        let needle = format!("\"password\":\"{value}\"");
+        assert!(!received[0].contains(&needle));
+        assert!(!String::from_utf8_lossy(&body).contains(&needle));
+    }
+    assert_eq!(lambda.count(Function::Discover), 1);
+    assert!(
+        lambda.count(Function::Refresh) >= 6,
+        "begin, poll, finish, poll per recreated stack"
+    );
+}
