@@ -21,6 +21,10 @@ pub enum Command {
     Run(RunArgs),
     /// Put a stack back as it was before a batch changed it (the saved original).
     Restore(RestoreArgs),
+    /// Queue a manual ticket for the deployed application (as if the secret had changed).
+    Enqueue(EnqueueArgs),
+    /// Show the deployed application: executions and tickets waiting.
+    Status(StatusArgs),
     /// Show a batch's report.
     Report(ReportArgs),
     /// Work with template files.
@@ -102,6 +106,39 @@ pub struct RestoreArgs {
     pub execution_role_arn: Option<String>,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// A secret to refresh the stacks of: name, ARN or partial ARN (repeatable).
+    #[arg(long = "secret", value_name = "ID", required = true)]
+    pub secrets: Vec<String>,
+    /// Only these stacks (repeatable).
+    #[arg(long = "stack", value_name = "NAME")]
+    pub stacks: Vec<String>,
+    /// Who asks (default: $USER).
+    #[arg(long)]
+    pub requested_by: Option<String>,
+    /// The ticket queue (the stack output TicketQueueUrl).
+    #[arg(long, env = "CASCADE_QUEUE_URL")]
+    pub queue_url: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The state machine (the stack output StateMachineArn).
+    #[arg(long, env = "CASCADE_STATE_MACHINE_ARN")]
+    pub state_machine_arn: String,
+    /// The ticket queue (the stack output TicketQueueUrl), to show the tickets waiting.
+    #[arg(long, env = "CASCADE_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// How many recent executions to show.
+    #[arg(long, default_value_t = 5)]
+    pub last: i32,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

@@ -26,6 +26,8 @@ async fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args).await,
         Command::Restore(args) => commands::restore::run(args).await,
         Command::Report(args) => commands::report::run(args).await,
+        Command::Enqueue(args) => commands::enqueue::run(args).await,
+        Command::Status(args) => commands::status::run(args).await,
         Command::Template(TemplateCommand::ToJson { file }) => commands::template::to_json(&file),
     };
     match result {

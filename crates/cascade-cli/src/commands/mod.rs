@@ -1,9 +1,11 @@
 //! One module per subcommand, and what they share: AWS options and the state store.
 
+pub mod enqueue;
 pub mod plan;
 pub mod report;
 pub mod restore;
 pub mod run;
+pub mod status;
 pub mod template;
 
 use std::path::PathBuf;

@@ -1,0 +1,53 @@
+//! `cascade enqueue`: a manual ticket on the deployed application's queue, as if the
+//! secret had just changed. The gatekeeper takes it at its next tick.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cascade_aws::refresh::now;
+use cascade_aws::secrets::resolve_secrets;
+use cascade_aws::{AwsOptions, Clients};
+use serde_json::json;
+
+use crate::cli::EnqueueArgs;
+
+/// The message group every ticket shares (a mutex; see DESIGN §1).
+const MESSAGE_GROUP: &str = "cascade";
+
+/// Sends one manual ticket per secret (each checked to exist first).
+pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
+    let clients = Clients::load(&AwsOptions::from(&args.aws)).await;
+    let secrets = resolve_secrets(&clients, &args.secrets).await?;
+    let requested_by = args
+        .requested_by
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cascade-cli".into());
+    for secret in &secrets {
+        let mut ticket = json!({
+            "kind": "manual",
+            "secret": secret.arn,
+            "requested_by": requested_by,
+            "at": now(),
+        });
+        if !args.stacks.is_empty() {
+            ticket["stacks"] = json!(args.stacks);
+        }
+        let sent = clients
+            .sqs
+            .send_message()
+            .queue_url(&args.queue_url)
+            .message_group_id(MESSAGE_GROUP)
+            .message_body(ticket.to_string())
+            .send()
+            .await
+            .with_context(|| format!("cannot send a ticket to {}", args.queue_url))?;
+        println!(
+            "queued a ticket for {} (message {})",
+            secret.name,
+            sent.message_id().unwrap_or("?")
+        );
+    }
+    eprintln!("the gatekeeper starts a run at its next tick (within a minute) if none is running");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,128 @@
+//! `cascade enqueue` and `cascade status` against the local stack.
+
+use std::process::{Command, Output};
+
+use cascade_core::ticket::{TicketParse, TicketSource, parse_ticket};
+use cascade_tests::LocalStack;
+
+fn cascade(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cascade"));
+    command
+        .args(args)
+        .env_remove("CASCADE_QUEUE_URL")
+        .env_remove("CASCADE_STATE_MACHINE_ARN");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("cascade runs")
+}
+
+#[tokio::test]
+async fn enqueue_sends_a_manual_ticket_the_gatekeeper_reads_and_status_shows_it() {
+    let local = LocalStack::start().unwrap();
+    let config = local.sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    let arn = sm
+        .create_secret()
+        .name("prod/db")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs
+        .create_queue()
+        .queue_name("tickets.fifo")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication,
+            "true",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine = sfn
+        .create_state_machine()
+        .name("cascade")
+        .role_arn("arn:aws:iam::123456789012:role/sfn")
+        .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}"#)
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn()
+        .to_string();
+    let env = local.env();
+
+    let out = cascade(
+        &[
+            "enqueue",
+            "--secret",
+            "prod/db",
+            "--stack",
+            "app",
+            "--requested-by",
+            "alice",
+            "--queue-url",
+            &queue,
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("queued a ticket for prod/db"));
+
+    let out = cascade(
+        &[
+            "status",
+            "--state-machine-arn",
+            &machine,
+            "--queue-url",
+            &queue,
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("running: none") && text.contains("tickets: 1 waiting"),
+        "{text}"
+    );
+
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .send()
+        .await
+        .unwrap();
+    let message = &received.messages()[0];
+    let TicketParse::Ticket(ticket) =
+        parse_ticket(message.body().unwrap(), message.message_id().unwrap()).unwrap()
+    else {
+        panic!("the gatekeeper would ignore it");
+    };
+    assert_eq!(ticket.source, TicketSource::Manual);
+    assert_eq!(ticket.secret_id, arn);
+    assert_eq!(ticket.actor.as_deref(), Some("alice"));
+    assert_eq!(ticket.stacks, Some(vec!["app".to_string()]));
+
+    let out = cascade(
+        &["enqueue", "--secret", "prod/missing", "--queue-url", &queue],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secret `prod/missing` was not found"));
+}
