@@ -171,3 +171,28 @@ impl Drop for LocalStack {
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
+
+/// How many updates of `stack` completed: its stack-level `UPDATE_COMPLETE` events
+/// (recreate makes 2, pin 1), to prove no stack is updated twice.
+pub async fn update_completes(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> anyhow::Result<usize> {
+    let mut pages = cfn
+        .describe_stack_events()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        count += page?
+            .stack_events()
+            .iter()
+            .filter(|e| {
+                e.logical_resource_id() == Some(stack)
+                    && e.resource_status().map(|s| s.as_str()) == Some("UPDATE_COMPLETE")
+            })
+            .count();
+    }
+    Ok(count)
+}

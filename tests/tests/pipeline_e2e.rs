@@ -10,7 +10,7 @@ use cascade_lambda::{Function, handle};
 use cascade_tests::deploy::{DeployOptions, deploy, function_contexts};
 use cascade_tests::lambda_server::LambdaServer;
 use cascade_tests::slack_sink::SlackSink;
-use cascade_tests::{LocalStack, LocalStackOptions};
+use cascade_tests::{LocalStack, LocalStackOptions, update_completes};
 use serde_json::{Value, json};
 
 const APP: &str = "Resources:
@@ -44,23 +44,6 @@ const BROKEN_RESTORE: &str = "Resources:
     Properties:
       Secret: '{{resolve:secretsmanager:prod/db:SecretString:password}}'
 ";
-
-async fn update_completes(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> usize {
-    let events = cfn
-        .describe_stack_events()
-        .stack_name(stack)
-        .send()
-        .await
-        .unwrap();
-    events
-        .stack_events()
-        .iter()
-        .filter(|e| {
-            e.logical_resource_id() == Some(stack)
-                && e.resource_status().map(|s| s.as_str()) == Some("UPDATE_COMPLETE")
-        })
-        .count()
-}
 
 async fn wait_for_execution(
     sfn: &aws_sdk_sfn::Client,
@@ -248,7 +231,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
 
     // The stacks in moto: app removed and re-added (2 updates), back to its exact template;
     // database pinned to the new version (1 update); broken-restore degraded.
-    assert_eq!(update_completes(cfn, "app").await, 2);
+    assert_eq!(update_completes(cfn, "app").await.unwrap(), 2);
     let app_now = cfn
         .get_template()
         .stack_name("app")
@@ -259,7 +242,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         .unwrap()
         .to_string();
     assert_eq!(app_now, original_app);
-    assert_eq!(update_completes(cfn, "database").await, 1);
+    assert_eq!(update_completes(cfn, "database").await.unwrap(), 1);
     let database_now = cfn
         .get_template()
         .stack_name("database")

@@ -61,28 +61,9 @@ pub async fn discover(clients: &Clients, concurrency: usize) -> Result<Discovery
         stacks,
         ..Discovery::default()
     };
-    let mut exports = clients
-        .cloudformation
-        .list_exports()
-        .into_paginator()
-        .send();
-    while let Some(page) = exports.next().await {
-        let page = page.map_err(|e| AwsError::call("cloudformation:ListExports", e))?;
-        for export in page.exports() {
-            if let (Some(name), Some(value)) = (export.name(), export.value()) {
-                discovery
-                    .exports
-                    .insert(name.to_string(), value.to_string());
-                if let Some(stack_id) = export.exporting_stack_id() {
-                    discovery
-                        .exports_by_stack
-                        .entry(stack_id.to_string())
-                        .or_default()
-                        .push(name.to_string());
-                }
-            }
-        }
-    }
+    let exports = read_exports(clients).await?;
+    discovery.exports = exports.values;
+    discovery.exports_by_stack = exports.by_stack;
     discovery.stacks.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(discovery)
 }
@@ -163,23 +144,9 @@ pub async fn plan_one_stack(
         strategy,
         ..PlanOptions::default()
     };
-    let mut exports = clients
-        .cloudformation
-        .list_exports()
-        .into_paginator()
-        .send();
-    let mut own_exports = Vec::new();
-    while let Some(page) = exports.next().await {
-        let page = page.map_err(|e| AwsError::call("cloudformation:ListExports", e))?;
-        for export in page.exports() {
-            if let (Some(name), Some(value)) = (export.name(), export.value()) {
-                options.exports.insert(name.to_string(), value.to_string());
-                if export.exporting_stack_id() == Some(info.id.as_str()) {
-                    own_exports.push(name.to_string());
-                }
-            }
-        }
-    }
+    let exports = read_exports(clients).await?;
+    options.exports = exports.values;
+    let own_exports = exports.by_stack.get(&info.id).cloned().unwrap_or_default();
     for export in own_exports {
         if let Some(importers) = list_imports(clients, &export).await {
             options
@@ -194,6 +161,43 @@ pub async fn plan_one_stack(
         .map(StackOutcome::Refresh)
         .chain(plan.skipped.into_iter().map(StackOutcome::Skip))
         .next())
+}
+
+/// The account's exports.
+struct Exports {
+    /// Name → value.
+    values: HashMap<String, String>,
+    /// Exporting stack id → export names.
+    by_stack: HashMap<String, Vec<String>>,
+}
+
+/// Reads every export of the account (ListExports, paginated).
+async fn read_exports(clients: &Clients) -> Result<Exports, AwsError> {
+    let mut exports = Exports {
+        values: HashMap::new(),
+        by_stack: HashMap::new(),
+    };
+    let mut pages = clients
+        .cloudformation
+        .list_exports()
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::call("cloudformation:ListExports", e))?;
+        for export in page.exports() {
+            if let (Some(name), Some(value)) = (export.name(), export.value()) {
+                exports.values.insert(name.to_string(), value.to_string());
+                if let Some(stack_id) = export.exporting_stack_id() {
+                    exports
+                        .by_stack
+                        .entry(stack_id.to_string())
+                        .or_default()
+                        .push(name.to_string());
+                }
+            }
+        }
+    }
+    Ok(exports)
 }
 
 fn stack_info(stack: &Stack) -> StackInfo {

@@ -13,7 +13,7 @@ use cascade_aws::store::Store;
 use cascade_core::batch::{StackState, keys};
 use cascade_core::plan::StrategyChoice;
 use cascade_core::report::{Outcome, Phase};
-use cascade_tests::LocalStack;
+use cascade_tests::{LocalStack, update_completes};
 
 const APP: &str = "Resources:
   Topic:
@@ -23,23 +23,6 @@ const APP: &str = "Resources:
   Keep:
     Type: AWS::CloudFormation::WaitConditionHandle
 ";
-
-async fn update_completes(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> usize {
-    let events = cfn
-        .describe_stack_events()
-        .stack_name(stack)
-        .send()
-        .await
-        .unwrap();
-    events
-        .stack_events()
-        .iter()
-        .filter(|e| {
-            e.logical_resource_id() == Some(stack)
-                && e.resource_status().map(|s| s.as_str()) == Some("UPDATE_COMPLETE")
-        })
-        .count()
-}
 
 #[tokio::test]
 async fn a_begin_that_died_before_saving_is_recognised_on_resume() {
@@ -115,7 +98,7 @@ async fn a_begin_that_died_before_saving_is_recognised_on_resume() {
         .await
         .unwrap();
     assert_eq!(
-        update_completes(&cfn, "app").await,
+        update_completes(&cfn, "app").await.unwrap(),
         1,
         "the removal happened"
     );
@@ -136,7 +119,7 @@ async fn a_begin_that_died_before_saving_is_recognised_on_resume() {
         summary.report.stacks[0].reason
     );
     assert_eq!(
-        update_completes(&cfn, "app").await,
+        update_completes(&cfn, "app").await.unwrap(),
         2,
         "removal once, restore once: no second removal"
     );

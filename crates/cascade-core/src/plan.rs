@@ -150,6 +150,18 @@ pub struct Plan {
     pub skipped: Vec<SkippedStack>,
 }
 
+impl Plan {
+    /// A plan with nothing in it (no secret resolved, nothing to refresh).
+    pub fn empty(secrets: Vec<Secret>) -> Self {
+        Plan {
+            schema_version: PLAN_SCHEMA_VERSION,
+            secrets,
+            stacks: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
 /// What planning needs to know beyond the stacks themselves.
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {

@@ -78,7 +78,7 @@ pub async fn handle(
         }
     }
     let mut plan = if secrets.is_empty() {
-        cascade_core::plan::plan_account(&[], &[], &Default::default())
+        cascade_core::plan::Plan::empty(Vec::new())
     } else {
         plan_secrets(
             &context.clients,

@@ -4,7 +4,7 @@
 use cascade_aws::refresh::now;
 use cascade_aws::run::{load_states, write_report};
 use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, build_report, keys};
-use cascade_core::plan::{PLAN_SCHEMA_VERSION, Plan, StrategyChoice};
+use cascade_core::plan::{Plan, StrategyChoice};
 use cascade_core::report::Totals;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -60,12 +60,7 @@ pub async fn handle(context: &Context, event: ReportEvent) -> Result<Value, Hand
                 created_at: now(),
                 secrets: Vec::new(),
                 strategy: StrategyChoice::Auto,
-                plan: Plan {
-                    schema_version: PLAN_SCHEMA_VERSION,
-                    secrets: vec![],
-                    stacks: vec![],
-                    skipped: vec![],
-                },
+                plan: Plan::empty(Vec::new()),
                 notes: Vec::new(),
             },
             Vec::new(),
