@@ -174,11 +174,24 @@ pub async fn load_states(
 /// The most recent batch id in the store.
 pub async fn latest_batch(refresher: &Refresher) -> Result<Option<String>, RunError> {
     let keys = refresher.store.list(keys::BATCHES).await?;
-    Ok(keys
+    let mut latest: Option<(String, String)> = None;
+    for batch in keys
         .iter()
         .filter_map(|k| k.strip_prefix(keys::BATCHES)?.strip_suffix("/batch.json"))
-        .max()
-        .map(str::to_string))
+    {
+        // Batch ids are not ordered by time (the state machine's are hashes): the
+        // manifest's creation time is.
+        let manifest: Option<BatchManifest> =
+            refresher.store.get_json(&keys::manifest(batch)).await?;
+        let created = manifest.map(|m| m.created_at).unwrap_or_default();
+        if latest
+            .as_ref()
+            .is_none_or(|(at, id)| (&created, batch) > (at, &id.as_str()))
+        {
+            latest = Some((created, batch.to_string()));
+        }
+    }
+    Ok(latest.map(|(_, id)| id))
 }
 
 /// Marks the failed and degraded stacks of a batch for another attempt; returns their names.
@@ -371,4 +384,52 @@ async fn replan(
     state.conclude(Outcome::Skipped, Some(reason), &now());
     refresher.save_state(&batch, state).await?;
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refresh::RefreshSettings;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn the_latest_batch_is_the_last_created_not_the_largest_id() {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let dir = std::env::temp_dir().join(format!("cascade-latest-{}", std::process::id()));
+        let refresher = Refresher {
+            clients: crate::Clients::new(&config),
+            store: Store::Local(dir.clone()),
+            settings: RefreshSettings::default(),
+        };
+        assert_eq!(latest_batch(&refresher).await.unwrap(), None);
+        for (id, at) in [
+            ("ffff0000", "2026-11-26T01:00:00Z"),
+            ("0000ffff", "2026-11-26T02:00:00.5Z"),
+            ("20261126T013000Z-abc", "2026-11-26T01:30:00Z"),
+        ] {
+            let mut manifest = start_batch(
+                &refresher,
+                id,
+                "cli",
+                &[],
+                StrategyChoice::Auto,
+                Plan::empty(vec![]),
+            )
+            .await
+            .unwrap();
+            manifest.created_at = at.to_string();
+            refresher
+                .store
+                .put_json(&keys::manifest(id), &manifest)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            latest_batch(&refresher).await.unwrap().as_deref(),
+            Some("0000ffff")
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
