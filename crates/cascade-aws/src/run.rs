@@ -186,7 +186,7 @@ pub async fn latest_batch(refresher: &Refresher) -> Result<Option<String>, RunEr
         let created = manifest.map(|m| m.created_at).unwrap_or_default();
         if latest
             .as_ref()
-            .is_none_or(|(at, id)| (&created, batch) > (at, &id.as_str()))
+            .is_none_or(|(at, id)| (&created, batch) > (at, id.as_str()))
         {
             latest = Some((created, batch.to_string()));
         }
