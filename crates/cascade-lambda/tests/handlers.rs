@@ -1,0 +1,117 @@
+//! The handlers against the local stack, called directly (the pipeline test calls them
+//! through the state machine).
+
+use cascade_lambda::{Config, Context, Function, handle};
+use cascade_tests::LocalStack;
+use serde_json::{Value, json};
+
+fn context(function: Function, bucket: &str, clients: &cascade_aws::Clients) -> Context {
+    let config = Config::from_lookup(function, |k| {
+        (k == "CASCADE_BUCKET").then(|| bucket.to_string())
+    })
+    .unwrap();
+    Context::new(config, clients.clone())
+}
+
+#[tokio::test]
+async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() {
+    let local = LocalStack::start().unwrap();
+    let config = local.sdk_config().await;
+    let clients = local.clients().await;
+    aws_sdk_s3::Client::new(&config)
+        .create_bucket()
+        .bucket("reports")
+        .send()
+        .await
+        .unwrap();
+    clients
+        .secrets
+        .create_secret()
+        .name("prod/db")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_cloudformation::Client::new(&config)
+        .create_stack()
+        .stack_name("app")
+        .template_body("Resources:\n  S:\n    Type: AWS::AppRunner::Service\n    Properties:\n      P: '{{resolve:secretsmanager:prod/db}}'\n")
+        .send()
+        .await
+        .unwrap();
+
+    let input = json!({
+        "batch_id": "b-gone", "tickets": [], "secrets": ["prod/db", "prod/gone"], "stacks": null,
+        "options": {"strategy": "auto", "poll_seconds": 7}
+    });
+    let discovered = handle(
+        &context(Function::Discover, "reports", &clients),
+        json!({"execution": "arn:aws:states:us-east-1:123456789012:execution:sm:b-gone", "input": input.clone()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        discovered,
+        json!({"batch_id": "b-gone", "stacks": ["app"], "wait_seconds": 7})
+    );
+
+    // Discover again (a Step Functions retry): the same batch, not a second one.
+    let again = handle(
+        &context(Function::Discover, "reports", &clients),
+        json!({"execution": "arn:aws:states:us-east-1:123456789012:execution:sm:b-gone", "input": input.clone()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, discovered);
+
+    let reported = handle(
+        &context(Function::Report, "reports", &clients),
+        json!({"execution": "arn:aws:states:us-east-1:123456789012:execution:sm:b-gone", "input": {"batch_id": "b-gone", "discovery": discovered}}),
+    )
+    .await
+    .unwrap();
+    let key = reported["report_key"].as_str().unwrap();
+    let body = aws_sdk_s3::Client::new(&config)
+        .get_object()
+        .bucket("reports")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+    let notes = report["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0]
+            .as_str()
+            .unwrap()
+            .starts_with("skipped secret prod/gone:"),
+        "{notes:?}"
+    );
+    assert_eq!(report["secrets"][0]["name"], "prod/db");
+}
+
+#[tokio::test]
+async fn a_bad_event_is_named_invalid_input() {
+    let local = LocalStack::start().unwrap();
+    let clients = local.clients().await;
+    let e = handle(
+        &context(Function::Refresh, "reports", &clients),
+        json!({"action": "explode"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind.name(), "InvalidInput");
+    let e = handle(
+        &context(Function::Refresh, "reports", &clients),
+        json!({"action": "begin", "batch_id": "nope", "stack": "app"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.kind.name(),
+        "StoreUnavailable",
+        "{e}: no bucket named reports exists"
+    );
+}
