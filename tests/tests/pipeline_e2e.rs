@@ -307,7 +307,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
     );
 
     // Slack got the message.
-    let received = sink.received();
+    let received = sink.bodies();
     assert_eq!(received.len(), 1);
     let message: Value = serde_json::from_str(&received[0]).unwrap();
     let text = message["text"].as_str().unwrap();

@@ -1,151 +1,19 @@
 //! Slack delivery against a tiny local HTTP sink (Slack is not AWS, so no AWS stand-in is
 //! involved), and reading the webhook URL from the local AWS stack's Secrets Manager.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::primitives::Blob;
 use cascade_aws::slack::{RetryPolicy, SlackDelivery, SlackError, post_message, webhook_url};
 use cascade_tests::LocalStack;
+use cascade_tests::slack_sink::{Reply, SlackSink as Sink, status};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The part of a webhook URL that is the secret.
 const HOOK_PATH: &str = "/services/T0000/B0000/XXXXSECRETXXXX";
 
 /// What the sink answers to one request.
-#[derive(Debug, Clone)]
-enum Reply {
-    Status(u16, Vec<(&'static str, &'static str)>, &'static str),
-    /// Never answers (keeps the connection open).
-    Hang,
-}
-
-fn status(code: u16) -> Reply {
-    Reply::Status(code, vec![], "")
-}
-
-/// A request the sink received.
-#[derive(Debug, Clone)]
-struct Received {
-    at: Instant,
-    path: String,
-    content_type: Option<String>,
-    body: Vec<u8>,
-}
-
-/// A local HTTP server answering with scripted replies (200 once the script runs out).
-struct Sink {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sink {
-    async fn start(script: Vec<Reply>) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}{HOOK_PATH}", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let task = tokio::spawn({
-            let received = received.clone();
-            async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(serve(stream, script.clone(), received.clone()));
-                }
-            }
-        });
-        Sink {
-            url,
-            received,
-            task,
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Serves one connection: one request, one reply, then closes.
-async fn serve(
-    stream: TcpStream,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-    received: Arc<Mutex<Vec<Received>>>,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-        return;
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let mut length = 0;
-    let mut content_type = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "content-type" => content_type = Some(value.trim().to_string()),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).await.is_err() {
-        return;
-    }
-    received.lock().unwrap().push(Received {
-        at: Instant::now(),
-        path,
-        content_type,
-        body,
-    });
-    let reply = script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| status(200));
-    let (code, headers, text) = match reply {
-        Reply::Status(code, headers, text) => (code, headers, text),
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            return;
-        }
-    };
-    let mut response = format!(
-        "HTTP/1.1 {code} Scripted\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n",
-        text.len()
-    );
-    for (name, value) in headers {
-        response.push_str(&format!("{name}: {value}\r\n"));
-    }
-    response.push_str("\r\n");
-    response.push_str(text);
-    let mut stream = reader.into_inner();
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
 fn quick_policy() -> RetryPolicy {
     RetryPolicy {
         attempts: 4,
@@ -170,12 +38,12 @@ fn assert_no_url(reason: &str, url: &str) {
 
 #[tokio::test]
 async fn delivers_on_200_and_sends_the_message() {
-    let sink = Sink::start(vec![status(200)]).await;
+    let sink = Sink::scripted(vec![status(200)]).await;
     let delivery = post_message(&sink.url, &message(), &quick_policy()).await;
     assert_eq!(delivery, SlackDelivery::Delivered { attempts: 1 });
     let received = sink.received();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].path, HOOK_PATH);
+    assert_eq!(received[0].path, sink.path);
     assert_eq!(
         received[0].content_type.as_deref(),
         Some("application/json")
@@ -186,7 +54,7 @@ async fn delivers_on_200_and_sends_the_message() {
 
 #[tokio::test]
 async fn honours_retry_after_on_429() {
-    let sink = Sink::start(vec![
+    let sink = Sink::scripted(vec![
         Reply::Status(429, vec![("Retry-After", "1")], "rate_limited"),
         status(200),
     ])
@@ -205,7 +73,7 @@ async fn honours_retry_after_on_429() {
 
 #[tokio::test]
 async fn caps_retry_after() {
-    let sink = Sink::start(vec![
+    let sink = Sink::scripted(vec![
         Reply::Status(429, vec![("Retry-After", "3600")], ""),
         status(200),
     ])
@@ -222,7 +90,7 @@ async fn caps_retry_after() {
 
 #[tokio::test]
 async fn gives_up_after_repeated_5xx() {
-    let sink = Sink::start(vec![status(500), status(502), status(503), status(500)]).await;
+    let sink = Sink::scripted(vec![status(500), status(502), status(503), status(500)]).await;
     let delivery = post_message(&sink.url, &message(), &quick_policy()).await;
     let SlackDelivery::GaveUp { attempts, reason } = delivery else {
         panic!("delivered despite 5xx: {delivery:?}");
@@ -235,7 +103,7 @@ async fn gives_up_after_repeated_5xx() {
 
 #[tokio::test]
 async fn retries_5xx_then_delivers() {
-    let sink = Sink::start(vec![status(503), status(200)]).await;
+    let sink = Sink::scripted(vec![status(503), status(200)]).await;
     let delivery = post_message(&sink.url, &message(), &quick_policy()).await;
     assert_eq!(delivery, SlackDelivery::Delivered { attempts: 2 });
 }
@@ -260,7 +128,7 @@ async fn gives_up_quickly_when_nobody_listens() {
 
 #[tokio::test]
 async fn gives_up_at_once_on_400() {
-    let sink = Sink::start(vec![Reply::Status(400, vec![], "invalid_payload")]).await;
+    let sink = Sink::scripted(vec![Reply::Status(400, vec![], "invalid_payload")]).await;
     let delivery = post_message(&sink.url, &message(), &quick_policy()).await;
     let SlackDelivery::GaveUp { attempts, reason } = delivery else {
         panic!("delivered despite 400: {delivery:?}");
@@ -272,7 +140,7 @@ async fn gives_up_at_once_on_400() {
 
 #[tokio::test]
 async fn times_out_a_silent_server() {
-    let sink = Sink::start(vec![Reply::Hang, Reply::Hang]).await;
+    let sink = Sink::scripted(vec![Reply::Hang, Reply::Hang]).await;
     let policy = RetryPolicy {
         attempts: 2,
         timeout: Duration::from_millis(200),
@@ -288,7 +156,7 @@ async fn times_out_a_silent_server() {
 
 #[tokio::test]
 async fn zero_attempts_still_tries_once_and_bad_urls_do_not_panic() {
-    let sink = Sink::start(vec![]).await;
+    let sink = Sink::scripted(vec![]).await;
     let policy = RetryPolicy {
         attempts: 0,
         ..quick_policy()

@@ -11,19 +11,17 @@
 //! that (exit 1, stack unchanged), then removes the marker from the saved original, the way
 //! an operator would remove the cause of a failed restore, and restores again.
 
-use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::Client as CloudFormation;
 use aws_sdk_cloudformation::types::{Capability, Parameter};
+use cascade_tests::slack_sink::{Reply, SlackSink as Sink};
 use cascade_tests::{LocalStack, workspace_root};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The secret every fixture template references.
 const SECRET: &str = "e2e/db";
@@ -291,124 +289,6 @@ fn read_json(path: &Path) -> Value {
 
 // ------------------------------------------------------------------ Slack stand-in
 
-/// What the sink answers to one request.
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-/// A request the sink received.
-#[derive(Debug, Clone)]
-struct Received {
-    at: Instant,
-    path: String,
-    body: Vec<u8>,
-}
-
-/// A local HTTP server answering scripted replies (200 once the script runs out).
-struct Sink {
-    url: String,
-    path: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sink {
-    async fn start(script: Vec<Reply>) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let path = format!("/services/T0CASCADE/B0CASCADE/{}", random_hex());
-        let url = format!("http://{}{path}", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let task = tokio::spawn({
-            let received = received.clone();
-            async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(serve(stream, script.clone(), received.clone()));
-                }
-            }
-        });
-        Sink {
-            url,
-            path,
-            received,
-            task,
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Serves one connection: one request, one reply, then closes.
-async fn serve(
-    stream: TcpStream,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-    received: Arc<Mutex<Vec<Received>>>,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-        return;
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).await.is_err() {
-        return;
-    }
-    received.lock().unwrap().push(Received {
-        at: Instant::now(),
-        path,
-        body,
-    });
-    let reply = script.lock().unwrap().pop_front().unwrap_or(Reply {
-        status: 200,
-        headers: vec![],
-    });
-    let text = if reply.status == 200 { "ok" } else { "" };
-    let mut response = format!(
-        "HTTP/1.1 {} Scripted\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply.status,
-        text.len()
-    );
-    for (name, value) in reply.headers {
-        response.push_str(&format!("{name}: {value}\r\n"));
-    }
-    response.push_str("\r\n");
-    response.push_str(text);
-    let mut stream = reader.into_inner();
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
 /// A URL on this machine where nothing listens.
 async fn dead_url() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -432,7 +312,7 @@ async fn dead_url() -> String {
 async fn run_reports_and_notifies_then_restore_brings_the_degraded_stack_back() {
     let local = start().await;
     let cfn = local.clients().await.cloudformation;
-    let sink = Sink::start(vec![]).await;
+    let sink = Sink::scripted(vec![]).await;
     create_secret(&local, SECRET, r#"{"username":"app","password":"dummy"}"#).await;
     create_secret(&local, WEBHOOK_SECRET, &sink.url).await;
     create_stack(&cfn, "cli-ok", Kind::Ok).await;
@@ -654,7 +534,7 @@ async fn the_secret_value_and_the_webhook_url_never_leak() {
     let canary = format!("canary-{}", random_hex());
     let local = start().await;
     let cfn = local.clients().await.cloudformation;
-    let sink = Sink::start(vec![]).await;
+    let sink = Sink::scripted(vec![]).await;
     create_secret(
         &local,
         SECRET,
@@ -797,11 +677,7 @@ async fn the_secret_value_and_the_webhook_url_never_leak() {
 async fn slack_is_retried_after_429_and_a_dead_sink_changes_nothing() {
     let local = start().await;
     let cfn = local.clients().await.cloudformation;
-    let sink = Sink::start(vec![Reply {
-        status: 429,
-        headers: vec![("Retry-After", "1")],
-    }])
-    .await;
+    let sink = Sink::scripted(vec![Reply::Status(429, vec![("Retry-After", "1")], "")]).await;
     create_secret(&local, SECRET, r#"{"password":"dummy"}"#).await;
     create_secret(&local, WEBHOOK_SECRET, &sink.url).await;
     create_stack(&cfn, "slack-ok", Kind::Ok).await;

@@ -186,7 +186,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     println!("{}", render_markdown(&report));
     step("the Slack message the team reads");
-    for message in sink.received() {
+    for message in sink.bodies() {
         let value: Value = serde_json::from_str(&message)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
     }
