@@ -8,6 +8,7 @@
 pub mod deploy;
 pub mod fixtures;
 pub mod lambda_server;
+pub mod pipeline;
 pub mod slack_sink;
 
 use std::net::TcpListener;

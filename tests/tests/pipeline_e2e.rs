@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use cascade_lambda::{Function, handle};
-use cascade_tests::deploy::{DeployOptions, deploy, function_contexts};
-use cascade_tests::lambda_server::LambdaServer;
+use cascade_tests::deploy::DeployOptions;
+use cascade_tests::pipeline::LocalPipeline;
 use cascade_tests::slack_sink::SlackSink;
-use cascade_tests::{LocalStack, LocalStackOptions, update_completes};
+use cascade_tests::update_completes;
 use serde_json::{Value, json};
 
 const APP: &str = "Resources:
@@ -66,15 +66,13 @@ async fn wait_for_execution(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_change_flows_through_the_whole_pipeline() {
-    let lambda = LambdaServer::start().await.unwrap();
-    let local = LocalStack::start_with(&LocalStackOptions {
-        lambda_forward_url: Some(lambda.url.clone()),
-        ..LocalStackOptions::default()
-    })
-    .unwrap();
-    let config = local.sdk_config().await;
-    let deployment = deploy(&config).await.unwrap();
-    let clients = local.clients().await;
+    let pipeline = LocalPipeline::start(None).await.unwrap();
+    let (config, clients, deployment, lambda) = (
+        &pipeline.config,
+        &pipeline.clients,
+        &pipeline.deployment,
+        &pipeline.lambda,
+    );
 
     let sink = SlackSink::start().await.unwrap();
     let slack_secret = clients
@@ -85,13 +83,12 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         .send()
         .await
         .unwrap();
-    let options = DeployOptions {
-        slack_webhook_secret: slack_secret.arn().map(str::to_string),
-        poll_seconds: 1,
-    };
-    for context in function_contexts(&deployment, &clients, &options).unwrap() {
-        lambda.set_context(context);
-    }
+    pipeline
+        .configure(&DeployOptions {
+            slack_webhook_secret: slack_secret.arn().map(str::to_string),
+            poll_seconds: 1,
+        })
+        .unwrap();
 
     // The consumers of prod/db.
     let db = clients
@@ -137,7 +134,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         .version_id()
         .unwrap()
         .to_string();
-    let events = aws_sdk_eventbridge::Client::new(&config);
+    let events = aws_sdk_eventbridge::Client::new(config);
     let put = events
         .put_events()
         .entries(
@@ -154,7 +151,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
     assert_eq!(put.failed_entry_count(), 0);
 
     // The ticket is in the FIFO queue.
-    let sqs = aws_sdk_sqs::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(config);
     let depth = |sqs: aws_sdk_sqs::Client, url: String| async move {
         let out = sqs
             .get_queue_attributes()
@@ -194,7 +191,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         outcome["outcome"].as_str().unwrap().starts_with("Started"),
         "{outcome}"
     );
-    let sfn = aws_sdk_sfn::Client::new(&config);
+    let sfn = aws_sdk_sfn::Client::new(config);
     let executions = sfn
         .list_executions()
         .state_machine_arn(&deployment.state_machine_arn)
@@ -258,7 +255,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
     );
 
     // The report in S3.
-    let s3 = aws_sdk_s3::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::new(config);
     let listed = s3
         .list_objects_v2()
         .bucket(&deployment.bucket)
@@ -273,19 +270,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         .find(|k| k.ends_with("report.json"))
         .expect("a JSON report")
         .to_string();
-    let body = s3
-        .get_object()
-        .bucket(&deployment.bucket)
-        .key(&json_key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let report: Value = serde_json::from_slice(&body).unwrap();
+    let report = pipeline.read_report(&json_key).await.unwrap();
     assert_eq!(
         report["totals"],
         json!({"refreshed": 2, "failed": 0, "skipped": 0, "degraded": 1})
@@ -320,7 +305,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
     for value in ["first", "second"] {
         let needle = format!("\"password\":\"{value}\"");
         assert!(!received[0].contains(&needle));
-        assert!(!String::from_utf8_lossy(&body).contains(&needle));
+        assert!(!report.to_string().contains(&needle));
     }
     assert_eq!(lambda.count(Function::Discover), 1);
     assert!(

@@ -41,12 +41,9 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType, MapRun
 use cascade_core::plan::StrategyChoice;
 use cascade_core::ticket::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_lambda::Function;
-use cascade_tests::deploy::{
-    self, DeployOptions, Deployment, deploy, function_contexts, local_name,
-    state_machine_definition,
-};
-use cascade_tests::lambda_server::LambdaServer;
-use cascade_tests::{ACCOUNT, LocalStack, LocalStackOptions, workspace_root};
+use cascade_tests::deploy::{self, DeployOptions, local_name};
+use cascade_tests::pipeline::LocalPipeline;
+use cascade_tests::{ACCOUNT, workspace_root};
 use serde_json::{Value, json};
 
 /// The batch every mocked Discover returns (a gatekeeper batch id: 16 hex digits).
@@ -80,17 +77,6 @@ fn mock_config_path() -> std::path::PathBuf {
     workspace_root().join("tests/fixtures/sfn/mock-config.json")
 }
 
-/// The real definition with the map's processor switched to INLINE (nothing else changes).
-fn inline_twin(definition: &str) -> String {
-    let mut definition: Value = serde_json::from_str(definition).expect("the definition is JSON");
-    let config = definition
-        .pointer_mut("/States/RefreshEachStack/ItemProcessor/ProcessorConfig")
-        .expect("RefreshEachStack has a ProcessorConfig");
-    assert_eq!(config["Mode"], "DISTRIBUTED");
-    *config = json!({"Mode": "INLINE"});
-    definition.to_string()
-}
-
 /// The execution input the gatekeeper would write for one `Secret Label Updated` ticket.
 fn gatekeeper_input(batch_id: &str) -> String {
     let ticket = Ticket {
@@ -121,50 +107,26 @@ fn gatekeeper_input(batch_id: &str) -> String {
 /// A local stack with the real and the INLINE state machines, and the Lambda server (every
 /// function's real handler) behind it.
 struct Harness {
-    lambda: LambdaServer,
-    local: LocalStack,
-    deployment: Deployment,
+    pipeline: LocalPipeline,
     sfn: aws_sdk_sfn::Client,
     inline_arn: String,
 }
 
 impl Harness {
     async fn start() -> Harness {
-        let lambda = LambdaServer::start().await.unwrap();
-        let local = LocalStack::start_with(&LocalStackOptions {
-            lambda_forward_url: Some(lambda.url.clone()),
-            sfn_mock_config: Some(mock_config_path()),
-        })
-        .unwrap();
-        let config = local.sdk_config().await;
-        let deployment = deploy(&config).await.unwrap();
-        let clients = local.clients().await;
-        let options = DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        };
-        for context in function_contexts(&deployment, &clients, &options).unwrap() {
-            lambda.set_context(context);
-        }
-        let sfn = aws_sdk_sfn::Client::new(&config);
-        let definition = state_machine_definition(&deploy::template().unwrap()).unwrap();
-        let inline_arn = sfn
-            .create_state_machine()
-            .name(INLINE_NAME)
-            .definition(inline_twin(&definition))
-            .role_arn(format!(
-                "arn:aws:iam::{ACCOUNT}:role/{}",
-                local_name("StateMachineRole")
-            ))
-            .send()
+        let pipeline = LocalPipeline::start(Some(mock_config_path()))
             .await
-            .unwrap()
-            .state_machine_arn()
-            .to_string();
+            .unwrap();
+        pipeline
+            .configure(&DeployOptions {
+                poll_seconds: 1,
+                ..DeployOptions::default()
+            })
+            .unwrap();
+        let sfn = aws_sdk_sfn::Client::new(&pipeline.config);
+        let inline_arn = pipeline.deploy_inline_twin(INLINE_NAME).await.unwrap();
         Harness {
-            lambda,
-            local,
-            deployment,
+            pipeline,
             sfn,
             inline_arn,
         }
@@ -172,8 +134,12 @@ impl Harness {
 
     /// Runs test case `case` on the real (DISTRIBUTED) machine.
     async fn run(&self, case: &str) -> Run {
-        self.run_on(&self.deployment.state_machine_arn.clone(), case, BATCH)
-            .await
+        self.run_on(
+            &self.pipeline.deployment.state_machine_arn.clone(),
+            case,
+            BATCH,
+        )
+        .await
     }
 
     /// Runs test case `case` on the INLINE twin.
@@ -209,7 +175,7 @@ impl Harness {
             assert!(
                 Instant::now() < deadline,
                 "{case}: still running after 60 s: {}",
-                self.local.log_tail()
+                self.pipeline.local.log_tail()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
@@ -275,7 +241,8 @@ impl Harness {
 
     /// Every invocation of a function the real handlers got.
     fn invocations(&self, function: Function) -> Vec<Value> {
-        self.lambda
+        self.pipeline
+            .lambda
             .invocations
             .read()
             .unwrap()
@@ -286,7 +253,7 @@ impl Harness {
     }
 
     fn real_invocations(&self) -> usize {
-        self.lambda.invocations.read().unwrap().len()
+        self.pipeline.lambda.invocations.read().unwrap().len()
     }
 }
 
@@ -708,22 +675,9 @@ async fn a_failed_discovery_is_reported_by_the_real_report_handler() {
         "AwsCallFailed"
     );
     assert_eq!(run.output["notify"], json!({"delivered": false}));
-    let s3 = aws_sdk_s3::Client::new(&h.local.sdk_config().await);
     let key = format!("reports/{BATCH}/report.json");
     assert_eq!(run.output["report"]["report_key"], key.as_str());
-    let body = s3
-        .get_object()
-        .bucket(&h.deployment.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let report: Value = serde_json::from_slice(&body).unwrap();
+    let report = h.pipeline.read_report(&key).await.unwrap();
     assert_eq!(
         report["totals"],
         json!({"refreshed": 0, "failed": 0, "skipped": 0, "degraded": 0})
@@ -760,7 +714,7 @@ const APP: &str = "Resources:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caught_error_reaches_the_real_record_failure_handler() {
     let h = Harness::start().await;
-    let clients = h.local.clients().await;
+    let clients = h.pipeline.clients.clone();
     clients
         .secrets
         .create_secret()
@@ -814,26 +768,17 @@ async fn a_caught_error_reaches_the_real_record_failure_handler() {
         assert_eq!(record["batch_id"], BATCH);
         assert_eq!(record["error"]["Error"], "StackUpdateFailed");
     }
-    assert!(h.lambda.errors.read().unwrap().is_empty());
+    assert!(h.pipeline.lambda.errors.read().unwrap().is_empty());
     assert_eq!(
         run.output["report"]["totals"],
         json!({"refreshed": 0, "failed": 3, "skipped": 0, "degraded": 0})
     );
 
-    let s3 = aws_sdk_s3::Client::new(&h.local.sdk_config().await);
-    let body = s3
-        .get_object()
-        .bucket(&h.deployment.bucket)
-        .key(format!("reports/{BATCH}/report.json"))
-        .send()
+    let report = h
+        .pipeline
+        .read_report(&format!("reports/{BATCH}/report.json"))
         .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let report: Value = serde_json::from_slice(&body).unwrap();
+        .unwrap();
     for stack in report["stacks"].as_array().unwrap() {
         assert_eq!(stack["outcome"], "failed");
         let reason = stack["reason"].as_str().unwrap();

@@ -30,11 +30,9 @@ use cascade_core::plan::StrategyChoice;
 use cascade_core::ticket::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_lambda::handlers::discover::DiscoverResult;
 use cascade_lambda::handlers::refresh::{Next, StepResult};
-use cascade_tests::deploy::{
-    self, DeployOptions, deploy, function_contexts, local_name, state_machine_definition,
-};
-use cascade_tests::lambda_server::LambdaServer;
-use cascade_tests::{ACCOUNT, LocalStack, LocalStackOptions, REGION};
+use cascade_tests::deploy::{DeployOptions, local_name};
+use cascade_tests::pipeline::LocalPipeline;
+use cascade_tests::{ACCOUNT, REGION};
 use serde_json::{Value, json};
 
 /// Step Functions' payload limit (state input, output, task result): 256 KiB.
@@ -97,46 +95,23 @@ fn args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let started = Instant::now();
-    let lambda = LambdaServer::start().await?;
-    let options = LocalStackOptions {
-        lambda_forward_url: Some(lambda.url.clone()),
-        ..LocalStackOptions::default()
-    };
-    let local = tokio::task::spawn_blocking(move || LocalStack::start_with(&options)).await??;
-    let config = local.sdk_config().await;
-    let deployment = deploy(&config).await?;
-    let clients = local.clients().await;
-    let deploy_options = DeployOptions {
+    let pipeline = LocalPipeline::start(None).await?;
+    pipeline.configure(&DeployOptions {
         poll_seconds: 1,
         ..DeployOptions::default()
-    };
-    for context in function_contexts(&deployment, &clients, &deploy_options)? {
-        lambda.set_context(context);
-    }
-    let sfn = aws_sdk_sfn::Client::new(&config);
-    let definition = state_machine_definition(&deploy::template()?)?;
-    let inline_arn = sfn
-        .create_state_machine()
-        .name(format!("{}-inline", local_name("StateMachine")))
-        .definition(inline_twin(&definition)?)
-        .role_arn(format!(
-            "arn:aws:iam::{ACCOUNT}:role/{}",
-            local_name("StateMachineRole")
-        ))
-        .send()
-        .await?
-        .state_machine_arn()
-        .to_string();
+    })?;
+    let (clients, deployment) = (&pipeline.clients, &pipeline.deployment);
+    let sfn = aws_sdk_sfn::Client::new(&pipeline.config);
+    let inline_arn = pipeline
+        .deploy_inline_twin(&format!("{}-inline", local_name("StateMachine")))
+        .await?;
     println!(
         "local stack and deployment ready in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
     // ------------------------------------------------------------------ measured runs
-    let bench = Bench {
-        clients: &clients,
-        sfn: &sfn,
-    };
+    let bench = Bench { clients, sfn: &sfn };
     let inline_a = bench.run("A", &inline_arn, 1, 0).await?;
     let inline_b = bench.run("B", &inline_arn, 3, 0).await?;
     let inline_c = bench.run("C", &inline_arn, 1, 2).await?;
@@ -524,16 +499,6 @@ fn state_costs(runs: &[&Run]) -> BTreeMap<String, (usize, usize)> {
     ];
     costs.retain(|state, _| inner.contains(&state.as_str()));
     costs
-}
-
-/// The real definition with the map's processor switched to INLINE (nothing else changes).
-fn inline_twin(definition: &str) -> anyhow::Result<String> {
-    let mut definition: Value = serde_json::from_str(definition)?;
-    let config = definition
-        .pointer_mut("/States/RefreshEachStack/ItemProcessor/ProcessorConfig")
-        .context("RefreshEachStack has no ProcessorConfig")?;
-    *config = json!({"Mode": "INLINE"});
-    Ok(definition.to_string())
 }
 
 // ---------------------------------------------------------------------- payloads

@@ -14,11 +14,11 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use cascade_core::report::Report;
 use cascade_core::report::markdown::render_markdown;
 use cascade_lambda::{Function, handle};
-use cascade_tests::deploy::{DeployOptions, deploy, function_contexts};
+use cascade_tests::deploy::DeployOptions;
 use cascade_tests::fixtures::seed_with_progress;
-use cascade_tests::lambda_server::LambdaServer;
+use cascade_tests::pipeline::LocalPipeline;
 use cascade_tests::slack_sink::SlackSink;
-use cascade_tests::{LocalStack, LocalStackOptions, workspace_root};
+use cascade_tests::workspace_root;
 use serde_json::{Value, json};
 
 fn step(text: &str) {
@@ -28,19 +28,17 @@ fn step(text: &str) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
-    step("starting a local AWS stack and the local Lambda server (the real handlers)");
-    let lambda = LambdaServer::start().await?;
-    let local = LocalStack::start_with(&LocalStackOptions {
-        lambda_forward_url: Some(lambda.url.clone()),
-        ..LocalStackOptions::default()
-    })?;
-    let config = local.sdk_config().await;
-    let clients = local.clients().await;
-
     step(
-        "deploying what template.yaml creates: ticket queue + DLQ, EventBridge rule, report bucket, state machine",
+        "starting a local AWS stack and the local Lambda server (the real handlers), deploying what \
+         template.yaml creates: ticket queue + DLQ, EventBridge rule, report bucket, state machine",
     );
-    let deployment = deploy(&config).await?;
+    let pipeline = LocalPipeline::start(None).await?;
+    let (config, clients, deployment, lambda) = (
+        &pipeline.config,
+        &pipeline.clients,
+        &pipeline.deployment,
+        &pipeline.lambda,
+    );
     let sink = SlackSink::start().await?;
     let slack = clients
         .secrets
@@ -49,17 +47,14 @@ async fn main() -> anyhow::Result<()> {
         .secret_string(json!({ "webhook_url": sink.url }).to_string())
         .send()
         .await?;
-    let options = DeployOptions {
+    pipeline.configure(&DeployOptions {
         slack_webhook_secret: slack.arn().map(str::to_string),
         poll_seconds: 1,
-    };
-    for context in function_contexts(&deployment, &clients, &options)? {
-        lambda.set_context(context);
-    }
+    })?;
 
     step("seeding secrets and stacks (tests/fixtures/refresh)");
     let seeded = seed_with_progress(
-        &config,
+        config,
         &workspace_root().join("tests/fixtures/refresh"),
         |s| eprintln!("    {:<28} {}", s.name, s.status),
     )
@@ -69,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         "someone updates {} in the console",
         seeded.changed_secrets.join(", ")
     ));
-    let events = aws_sdk_eventbridge::Client::new(&config);
+    let events = aws_sdk_eventbridge::Client::new(config);
     for name in &seeded.changed_secrets {
         let version = clients
             .secrets
@@ -113,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         .context("no gatekeeper context")?;
     let outcome = handle(&gatekeeper, json!({})).await?;
     eprintln!("    {}", outcome["outcome"].as_str().unwrap_or_default());
-    let sfn = aws_sdk_sfn::Client::new(&config);
+    let sfn = aws_sdk_sfn::Client::new(config);
     let listed = sfn
         .list_executions()
         .state_machine_arn(&deployment.state_machine_arn)
@@ -167,18 +162,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(str::to_string)
         })
         .context("the execution's output names no report")?;
-    let s3 = aws_sdk_s3::Client::new(&config);
-    let body = s3
-        .get_object()
-        .bucket(&deployment.bucket)
-        .key(&report_key)
-        .send()
-        .await?
-        .body
-        .collect()
-        .await?
-        .into_bytes();
-    let report: Report = serde_json::from_slice(&body)?;
+    let report: Report = serde_json::from_value(pipeline.read_report(&report_key).await?)?;
 
     step(&format!(
         "the report (s3://{}/{report_key}, and report.md beside it)",
