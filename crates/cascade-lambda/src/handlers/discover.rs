@@ -4,10 +4,8 @@
 
 use cascade_aws::AwsError;
 use cascade_aws::discovery::plan_secrets;
-use cascade_aws::refresh::now;
-use cascade_aws::run::save_new_batch;
 use cascade_aws::secrets::resolve_secret;
-use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, keys};
+use cascade_core::batch::BatchManifest;
 use cascade_core::ticket::ExecutionInput;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -56,11 +54,7 @@ pub async fn handle(
             .collect(),
         wait_seconds: input.options.poll_seconds.max(1),
     };
-    if let Some(existing) = refresher
-        .store
-        .get_json::<BatchManifest>(&keys::manifest(&batch_id))
-        .await?
-    {
+    if let Some(existing) = refresher.batches().find_manifest(&batch_id).await? {
         info!(batch = %batch_id, "batch already discovered: returning it");
         return Ok(serde_json::to_value(result(&existing)).expect("serialisable"));
     }
@@ -92,17 +86,16 @@ pub async fn handle(
         plan.stacks.retain(|s| only.contains(&s.stack_name));
         plan.skipped.retain(|s| only.contains(&s.stack_name));
     }
-    let manifest = BatchManifest {
-        schema_version: STATE_SCHEMA_VERSION,
-        batch_id: batch_id.clone(),
-        execution: event.execution,
-        created_at: now(),
+    let mut manifest = BatchManifest::new(
+        &batch_id,
+        event.execution,
+        jiff::Timestamp::now(),
         secrets,
-        strategy: input.options.strategy,
+        input.options.strategy,
         plan,
-        notes,
-    };
-    let manifest = save_new_batch(&refresher, manifest).await?;
+    );
+    manifest.notes = notes;
+    let manifest = refresher.batches().create(manifest).await?;
     info!(
         batch = %batch_id,
         to_refresh = manifest.plan.stacks.len(),
