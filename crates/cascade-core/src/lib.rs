@@ -6,13 +6,19 @@
 //! - [`eval`] evaluates the intrinsic functions that build strings (`Fn::Sub`, `Fn::Join`, ...).
 //! - [`finder`] finds every reference to a secret in a stack; [`graph`] follows what depends
 //!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
+//! - [`stack`] is what discovery knows about one stack.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
+//! - [`intake`] reads queue messages (Secrets Manager events, manual tickets) into tickets,
+//!   coalesces them into a batch and builds the state machine's input.
+//! - [`batch`] is a batch's manifest and saved per-stack state, [`refresh`] what each
+//!   refresh step sends to CloudFormation, and [`report`] the batch's report.
 
 pub mod batch;
 pub mod dynref;
 pub mod eval;
 pub mod finder;
 pub mod graph;
+pub mod intake;
 pub mod plan;
 pub mod refresh;
 pub mod report;
@@ -21,4 +27,3 @@ pub mod stack;
 pub mod stack_policy;
 pub mod stateful;
 pub mod template;
-pub mod ticket;

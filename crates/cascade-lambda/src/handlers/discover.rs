@@ -8,7 +8,7 @@ use cascade_aws::refresh::now;
 use cascade_aws::run::save_new_batch;
 use cascade_aws::secrets::resolve_secret;
 use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, keys};
-use cascade_core::ticket::ExecutionInput;
+use cascade_core::intake::ExecutionInput;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
