@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
+use cascade_core::secret::AWSCURRENT;
 use cascade_lambda::{Function, handle};
 use cascade_tests::deploy::DeployOptions;
 use cascade_tests::pipeline::LocalPipeline;
@@ -142,7 +143,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
                 .source("aws.secretsmanager")
                 .detail_type("Secret Label Updated")
                 .resources(db.arn().unwrap())
-                .detail(json!({"name": "prod/db", "labelUpdated": "AWSCURRENT", "versionId": new_version}).to_string())
+                .detail(json!({"name": "prod/db", "labelUpdated": AWSCURRENT, "versionId": new_version}).to_string())
                 .build(),
         )
         .send()

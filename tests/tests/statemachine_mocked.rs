@@ -38,8 +38,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType, MapRunStatus};
+use cascade_core::intake::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_core::plan::StrategyChoice;
-use cascade_core::ticket::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_lambda::Function;
 use cascade_tests::deploy::{self, DeployOptions, local_name};
 use cascade_tests::pipeline::LocalPipeline;
@@ -87,7 +87,7 @@ fn gatekeeper_input(batch_id: &str) -> String {
         version_id: Some("a1b2c3d4-5678-90ab-cdef-EXAMPLE22222".into()),
         source: TicketSource::LabelUpdated,
         event_id: "7e2a3c1d-95b4-4f0e-8c36-0d2f1b9a6e47".into(),
-        at: "2026-03-02T09:14:27Z".into(),
+        at: Some("2026-03-02T09:14:27Z".parse().unwrap()),
         actor: None,
         stacks: None,
     };

@@ -22,7 +22,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageSystemAttributeName,
 };
-use cascade_core::ticket::{
+use cascade_core::intake::{
     Batch, ExecutionInput, RunOptions, Ticket, TicketParse, coalesce, execution_name, parse_ticket,
 };
 use tracing::{info, warn};

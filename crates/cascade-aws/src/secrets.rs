@@ -2,7 +2,7 @@
 //! the CloudFormation resource that owns it. Never reads a secret's value.
 
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
-use cascade_core::secret::{Secret, SecretOwner};
+use cascade_core::secret::{AWSCURRENT, Secret, SecretOwner};
 
 use crate::clients::Clients;
 use crate::error::AwsError;
@@ -27,7 +27,7 @@ pub async fn resolve_secret(clients: &Clients, id: &str) -> Result<Secret, AwsEr
     let version_id = out.version_ids_to_stages().and_then(|versions| {
         versions
             .iter()
-            .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .find(|(_, stages)| stages.iter().any(|s| s == AWSCURRENT))
             .map(|(version, _)| version.clone())
     });
     let tag = |key: &str| {

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use cascade_core::ticket::{TicketParse, TicketSource, parse_ticket};
+use cascade_core::intake::{TicketParse, TicketSource, parse_ticket};
 use cascade_tests::LocalStack;
 
 fn cascade(args: &[&str], env: &[(&str, String)]) -> Output {

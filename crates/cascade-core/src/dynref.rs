@@ -6,11 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::secret::AWSCURRENT;
+
 /// The text that opens a Secrets Manager dynamic reference.
 pub const PREFIX: &str = "{{resolve:secretsmanager:";
 const SUFFIX: &str = "}}";
-/// The version stage that always names the current value.
-pub const CURRENT_STAGE: &str = "AWSCURRENT";
 
 /// One dynamic reference found in a string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ impl DynamicReference {
             || self
                 .version_stage
                 .as_deref()
-                .is_some_and(|stage| stage != CURRENT_STAGE)
+                .is_some_and(|stage| stage != AWSCURRENT)
     }
 
     /// The same reference pinned to `version_id` (any stage dropped: the two exclude each

@@ -6,7 +6,10 @@
 //! - [`eval`] evaluates the intrinsic functions that build strings (`Fn::Sub`, `Fn::Join`, ...).
 //! - [`finder`] finds every reference to a secret in a stack; [`graph`] follows what depends
 //!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
+//! - [`stack`] is what discovery knows about one stack.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
+//! - [`intake`] reads queue messages (Secrets Manager events, manual tickets) into tickets,
+//!   coalesces them into a batch and builds the state machine's input.
 //! - [`refresh`] is the refresh of one stack: its state machine, and the templates its
 //!   updates send; [`batch`] is what a batch keeps (manifest, saved originals, keys) and
 //!   its report; [`report`] renders reports (JSON, Markdown, Slack).
@@ -18,6 +21,7 @@ pub mod dynref;
 pub mod eval;
 pub mod finder;
 pub mod graph;
+pub mod intake;
 pub mod plan;
 pub mod refresh;
 pub mod report;
@@ -26,4 +30,3 @@ pub mod stack;
 pub mod stack_policy;
 pub mod stateful;
 pub mod template;
-pub mod ticket;

@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The staging label of a secret's current value (and the version stage a dynamic
+/// reference resolves when it names none).
+pub const AWSCURRENT: &str = "AWSCURRENT";
+
 /// A secret whose new value must reach the stacks that use it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secret {
@@ -139,6 +143,21 @@ impl Secret {
     }
 }
 
+/// The secret's name, whichever way `id` names it: a full ARN loses its prefix and random
+/// suffix, a partial ARN its prefix, a name stays as it is.
+pub fn secret_name(id: &str) -> &str {
+    let Some(arn) = Arn::parse(id).filter(|a| a.service == "secretsmanager") else {
+        return id;
+    };
+    let Some(with_suffix) = arn.resource.strip_prefix("secret:") else {
+        return id;
+    };
+    match Secret::from_arn(id) {
+        Ok(secret) => &with_suffix[..secret.name.len()],
+        Err(_) => with_suffix,
+    }
+}
+
 /// `prod/db-AbCdEf` → `prod/db`; `None` when there is no `-XXXXXX` suffix.
 fn strip_arn_suffix(name_with_suffix: &str) -> Option<&str> {
     let (name, suffix) = name_with_suffix.rsplit_once('-')?;
@@ -236,6 +255,18 @@ mod tests {
         assert!(!s.could_be_named_by(&format!("prod/{HOLE}")));
         assert!(!s.could_be_named_by(&format!("arn:aws:secretsmanager:eu-west-1:{HOLE}")));
         assert!(!s.could_be_named_by("db-replica"));
+    }
+
+    #[test]
+    fn secret_names_from_any_identifier() {
+        const ARN: &str = "arn:aws:secretsmanager:us-west-2:012345678901:secret:mySecret-a1b2c3";
+        assert_eq!(secret_name(ARN), "mySecret");
+        assert_eq!(
+            secret_name("arn:aws:secretsmanager:us-west-2:012345678901:secret:prod/db"),
+            "prod/db"
+        );
+        assert_eq!(secret_name("prod/db"), "prod/db");
+        assert_eq!(secret_name("arn:aws:s3:::bucket"), "arn:aws:s3:::bucket");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use cascade_core::intake::RunOptions;
 use cascade_core::plan::StrategyChoice;
-use cascade_core::ticket::RunOptions;
 
 use crate::error::{ErrorKind, HandlerError};
 

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use cascade_core::intake::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_core::plan::StrategyChoice;
-use cascade_core::ticket::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_lambda::handlers::discover::DiscoverResult;
 use cascade_lambda::handlers::refresh::{Next, StepResult};
 use cascade_tests::deploy::{DeployOptions, local_name};
@@ -517,7 +517,7 @@ fn ticket(secret: &str, arn: Option<&str>, version: Option<&str>, i: usize) -> T
         )),
         source: TicketSource::LabelUpdated,
         event_id: format!("7e2a3c1d-95b4-4f0e-8c36-{i:012}"),
-        at: "2026-03-02T09:14:27Z".into(),
+        at: "2026-03-02T09:14:27Z".parse().ok(),
         actor: Some(format!("arn:aws:iam::{ACCOUNT}:role/rotation-lambda-role")),
         stacks: None,
     }

@@ -13,6 +13,7 @@ use anyhow::{Context as _, bail};
 use aws_sdk_sfn::types::ExecutionStatus;
 use cascade_core::report::Report;
 use cascade_core::report::markdown::render_markdown;
+use cascade_core::secret::AWSCURRENT;
 use cascade_lambda::{Function, handle};
 use cascade_tests::deploy::DeployOptions;
 use cascade_tests::fixtures::seed_with_progress;
@@ -88,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
                     .detail_type("Secret Label Updated")
                     .resources(arn)
                     .detail(
-                        json!({"name": name, "labelUpdated": "AWSCURRENT", "versionId": version})
+                        json!({"name": name, "labelUpdated": AWSCURRENT, "versionId": version})
                             .to_string(),
                     )
                     .build(),

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::{AwsOptions, Clients};
-use serde_json::json;
+use cascade_core::intake::ManualTicket;
+use jiff::Timestamp;
 
 use crate::cli::EnqueueArgs;
 
@@ -23,21 +24,19 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "cascade-cli".into());
     for secret in &secrets {
-        let mut ticket = json!({
-            "kind": "manual",
-            "secret": secret.arn,
-            "requested_by": requested_by,
-            "at": jiff::Timestamp::now().to_string(),
-        });
-        if !args.stacks.is_empty() {
-            ticket["stacks"] = json!(args.stacks);
-        }
+        let ticket = ManualTicket {
+            secret: secret.arn.clone(),
+            requested_by: Some(requested_by.clone()),
+            stacks: (!args.stacks.is_empty()).then(|| args.stacks.clone()),
+            at: Some(Timestamp::now()),
+        };
+        let body = serde_json::to_string(&ticket).context("cannot write the ticket as JSON")?;
         let sent = clients
             .sqs
             .send_message()
             .queue_url(&args.queue_url)
             .message_group_id(MESSAGE_GROUP)
-            .message_body(ticket.to_string())
+            .message_body(body)
             .send()
             .await
             .with_context(|| format!("cannot send a ticket to {}", args.queue_url))?;

@@ -6,7 +6,7 @@ use cascade_aws::AwsError;
 use cascade_aws::discovery::plan_secrets;
 use cascade_aws::secrets::resolve_secret;
 use cascade_core::batch::BatchManifest;
-use cascade_core::ticket::ExecutionInput;
+use cascade_core::intake::ExecutionInput;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
