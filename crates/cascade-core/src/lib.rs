@@ -6,9 +6,11 @@
 //! - [`eval`] evaluates the intrinsic functions that build strings (`Fn::Sub`, `Fn::Join`, ...).
 //! - [`finder`] finds every reference to a secret in a stack; [`graph`] follows what depends
 //!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
+//! - [`create_only`] says which resource properties CloudFormation cannot change in place.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
 
 pub mod batch;
+pub mod create_only;
 pub mod dynref;
 pub mod eval;
 pub mod finder;
