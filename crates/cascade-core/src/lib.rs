@@ -7,6 +7,7 @@
 //! - [`finder`] finds every reference to a secret in a stack; [`graph`] follows what depends
 //!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
 //! - [`stack`] is what discovery knows about one stack.
+//! - [`create_only`] says which resource properties CloudFormation cannot change in place.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
 //! - [`intake`] reads queue messages (Secrets Manager events, manual tickets) into tickets,
 //!   coalesces them into a batch and builds the state machine's input.
@@ -17,6 +18,7 @@
 
 pub mod batch;
 pub mod caught;
+pub mod create_only;
 pub mod dynref;
 pub mod eval;
 pub mod finder;

@@ -1,4 +1,4 @@
-"""Tests of infra/local: launcher.py's four moto patches, its parent watchdog, and up/down.
+"""Tests of infra/local: launcher.py's six moto patches, its parent watchdog, and up/down.
 
     infra/local/bootstrap
     infra/local/.venv/bin/python -m pytest infra/local/tests -q
@@ -446,6 +446,287 @@ def test_cfn_change_set_with_marker_fails_execution(endpoint):
     assert "StackStatusReason" not in after
     assert queue_names(sqs, name) == {f"{name}-a", f"{name}-b"}
     cfn.delete_stack(StackName=name)
+
+
+# --------------------------------------------------------------------------- (e) change set Replacement
+
+
+def database_template(prefix: str, username: str, password: str, parameter_value: str = "v1", extra: dict | None = None) -> str:
+    """An RDS instance (MasterUsername create-only, MasterUserPassword not) and an SSM parameter."""
+    resources: dict = {
+        "Db": {
+            "Type": "AWS::RDS::DBInstance",
+            "Properties": {
+                "DBInstanceClass": "db.t3.micro",
+                "Engine": "postgres",
+                "AllocatedStorage": "20",
+                "MasterUsername": username,
+                "MasterUserPassword": password,
+            },
+        },
+        "Param": {
+            "Type": "AWS::SSM::Parameter",
+            "Properties": {"Name": f"/{prefix}/param", "Type": "String", "Value": parameter_value},
+        },
+    }
+    resources.update(extra or {})
+    return json.dumps({"Resources": resources})
+
+
+def resource_changes(cfn, stack_name: str, change_set_name: str, template: str) -> dict[str, dict]:
+    """ResourceChange by logical id of a new UPDATE change set (deleted afterwards)."""
+    cs = cfn.create_change_set(
+        StackName=stack_name, ChangeSetName=change_set_name, TemplateBody=template, ChangeSetType="UPDATE"
+    )
+    described = cfn.describe_change_set(ChangeSetName=cs["Id"])
+    cfn.delete_change_set(ChangeSetName=cs["Id"])
+    assert described["Status"] == "CREATE_COMPLETE", described
+    return {c["ResourceChange"]["LogicalResourceId"]: c["ResourceChange"] for c in described["Changes"]}
+
+
+def details(change: dict) -> list[tuple[str, str, str]]:
+    return [(d["Target"]["Attribute"], d["Target"].get("Name", ""), d["Target"]["RequiresRecreation"]) for d in change["Details"]]
+
+
+@pytest.fixture(scope="module")
+def database_stack(endpoint):
+    cfn = client(endpoint, "cloudformation")
+    name = unique("createonly")
+    cfn.create_stack(StackName=name, TemplateBody=database_template(name, "admin", "pw-1"))
+    assert stack(cfn, name)["StackStatus"] == "CREATE_COMPLETE"
+    yield name
+    cfn.delete_stack(StackName=name)
+
+
+def test_cfn_change_set_create_only_change_is_a_replacement(endpoint, database_stack):
+    cfn = client(endpoint, "cloudformation")
+    physical_id = cfn.describe_stack_resource(StackName=database_stack, LogicalResourceId="Db")[
+        "StackResourceDetail"
+    ]["PhysicalResourceId"]
+
+    changes = resource_changes(cfn, database_stack, "username", database_template(database_stack, "root", "pw-2"))
+
+    assert set(changes) == {"Db"}
+    db = changes["Db"]
+    assert (db["Action"], db["Replacement"], db["Scope"]) == ("Modify", "True", ["Properties"])
+    assert db["PhysicalResourceId"] == physical_id
+    assert details(db) == [("Properties", "MasterUserPassword", "Never"), ("Properties", "MasterUsername", "Always")]
+
+
+def test_cfn_change_set_updatable_changes_are_no_replacement(endpoint, database_stack):
+    cfn = client(endpoint, "cloudformation")
+
+    password = resource_changes(cfn, database_stack, "password", database_template(database_stack, "admin", "pw-2"))
+    parameter = resource_changes(cfn, database_stack, "param", database_template(database_stack, "admin", "pw-1", "v2"))
+
+    assert {k: (v["Action"], v["Replacement"]) for k, v in password.items()} == {"Db": ("Modify", "False")}
+    assert details(password["Db"]) == [("Properties", "MasterUserPassword", "Never")]
+    assert {k: (v["Action"], v["Replacement"]) for k, v in parameter.items()} == {"Param": ("Modify", "False")}
+    assert details(parameter["Param"]) == [("Properties", "Value", "Never")]
+
+
+def test_cfn_change_set_metadata_only_change_is_no_replacement(endpoint, database_stack):
+    cfn = client(endpoint, "cloudformation")
+    template = json.loads(database_template(database_stack, "admin", "pw-1"))
+    template["Resources"]["Param"]["Metadata"] = {"Note": "changed"}
+
+    changes = resource_changes(cfn, database_stack, "metadata", json.dumps(template))
+
+    assert (changes["Param"]["Replacement"], changes["Param"]["Scope"]) == ("False", ["Metadata"])
+    assert details(changes["Param"]) == [("Metadata", "", "Never")]
+
+
+def test_cfn_change_set_added_and_removed_resources(endpoint, database_stack):
+    cfn = client(endpoint, "cloudformation")
+    template = json.loads(database_template(database_stack, "admin", "pw-1", extra={"Queue": {"Type": "AWS::SQS::Queue"}}))
+    del template["Resources"]["Param"]
+
+    changes = resource_changes(cfn, database_stack, "addremove", json.dumps(template))
+
+    assert {k: v["Action"] for k, v in changes.items()} == {"Queue": "Add", "Param": "Remove"}
+    assert not any("Replacement" in v for v in changes.values())  # as in AWS: Modify only
+    assert changes["Param"]["PhysicalResourceId"] == f"/{database_stack}/param"
+
+
+def test_cfn_change_set_nested_and_conditional_create_only_properties(endpoint):
+    """Array items (`*`), conditional create-only (RDS cluster MasterUsername) and an
+    intrinsic function standing in for a create-only property."""
+    cfn = client(endpoint, "cloudformation")
+    name = unique("nested")
+
+    def template(cluster_arn: object, topics: str, username: str) -> str:
+        return json.dumps({
+            "Parameters": {"Arn": {"Type": "String", "Default": "arn:aws:kafka:us-east-1:123456789012:cluster/b/2"}},
+            "Resources": {
+                # Not modelled by moto (created as a placeholder), but its schema has
+                # createOnlyProperties ReplicationInfoList/*/SourceKafkaClusterArn.
+                "Replicator": {
+                    "Type": "AWS::MSK::Replicator",
+                    "Properties": {
+                        "ReplicatorName": f"{name}-replicator",
+                        "ReplicationInfoList": [
+                            {"SourceKafkaClusterArn": cluster_arn, "TopicReplication": {"TopicsToReplicate": [topics]}}
+                        ],
+                    },
+                },
+                "Cluster": {
+                    "Type": "AWS::RDS::DBCluster",
+                    "Properties": {"Engine": "aurora-postgresql", "MasterUsername": username, "MasterUserPassword": "pw-1"},
+                },
+            },
+        })
+
+    arn = "arn:aws:kafka:us-east-1:123456789012:cluster/a/1"
+    cfn.create_stack(StackName=name, TemplateBody=template(arn, "orders", "admin"))
+    try:
+        topics = resource_changes(cfn, name, "topics", template(arn, "payments", "admin"))
+        source = resource_changes(cfn, name, "source", template(arn.replace("/a/", "/c/"), "orders", "admin"))
+        by_ref = resource_changes(cfn, name, "byref", template({"Ref": "Arn"}, "orders", "admin"))
+        username = resource_changes(cfn, name, "username", template(arn, "orders", "root"))
+    finally:
+        cfn.delete_stack(StackName=name)
+
+    assert {k: v["Replacement"] for k, v in topics.items()} == {"Replicator": "False"}
+    assert {k: v["Replacement"] for k, v in source.items()} == {"Replicator": "True"}
+    assert {k: v["Replacement"] for k, v in by_ref.items()} == {"Replicator": "True"}
+    assert details(source["Replicator"]) == [("Properties", "ReplicationInfoList", "Always")]
+    assert {k: v["Replacement"] for k, v in username.items()} == {"Cluster": "Conditional"}
+    assert details(username["Cluster"]) == [("Properties", "MasterUsername", "Conditionally")]
+
+
+# --------------------------------------------------------------------------- (f) ECS deployments
+
+ECS_FAIL_MARKER = "cascade-test:fail-deployment"
+
+
+def ecs_stack(endpoint, name: str, environment: list[dict] | None = None) -> tuple[str, str]:
+    """A stack of an ECS cluster, a task definition taking a secret by ARN, and a service.
+    Returns (cluster name, service name)."""
+    cfn, secrets = client(endpoint, "cloudformation"), client(endpoint, "secretsmanager")
+    secret_arn = secrets.create_secret(Name=f"{name}-db", SecretString='{"password": "not-logged"}')["ARN"]
+    container = {
+        "Name": "app",
+        "Image": "public.ecr.aws/nginx/nginx:latest",
+        "Memory": 128,
+        "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": f"{secret_arn}:password::"}],
+        "Environment": environment or [],
+    }
+    template = {
+        "Resources": {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": f"{name}-cluster"}},
+            "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Family": f"{name}-task", "ContainerDefinitions": [container]}},
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {"Cluster": {"Ref": "Cluster"}, "ServiceName": f"{name}-svc", "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 2},
+            },
+        }
+    }
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    assert stack(cfn, name)["StackStatus"] == "CREATE_COMPLETE"
+    return f"{name}-cluster", f"{name}-svc"
+
+
+def service(ecs, cluster: str, name: str) -> dict:
+    return ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+
+
+def test_ecs_forced_new_deployment_completes(endpoint):
+    cfn, ecs = client(endpoint, "cloudformation"), client(endpoint, "ecs")
+    name = unique("ecs")
+    cluster, service_name = ecs_stack(endpoint, name)
+    before = service(ecs, cluster, service_name)
+    resources_before = cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    [old] = before["deployments"]
+    assert (old["status"], old["rolloutState"], before["runningCount"]) == ("PRIMARY", "COMPLETED", 2)  # steady
+
+    updated = ecs.update_service(cluster=cluster, service=service_name, forceNewDeployment=True)["service"]
+    after = service(ecs, cluster, service_name)
+
+    assert after["serviceArn"] == before["serviceArn"]
+    assert updated["deployments"] == after["deployments"]
+    [new] = after["deployments"]  # the old deployment is gone
+    assert new["id"] != old["id"]
+    assert (new["status"], new["rolloutState"]) == ("PRIMARY", "COMPLETED")
+    assert new["rolloutStateReason"] == f"ECS deployment {new['id']} completed."
+    assert new["taskDefinition"] == before["taskDefinition"]
+    assert (new["runningCount"], new["pendingCount"], new["failedTasks"]) == (2, 0, 0)
+    assert (after["runningCount"], after["pendingCount"]) == (2, 0)
+    assert after["events"][0]["message"] == f"(service {service_name}) has reached a steady state."
+    # A restart, not a replacement: same resources, nothing deleted.
+    assert cfn.list_stack_resources(StackName=name)["StackResourceSummaries"] == resources_before
+    assert not [e for e in stack_events(cfn, name) if "DELETE" in e["ResourceStatus"]]
+    cfn.delete_stack(StackName=name)
+
+
+def test_ecs_new_task_definition_is_a_new_deployment(endpoint):
+    ecs = client(endpoint, "ecs")
+    name = unique("ecstd")
+    cluster, service_name = ecs_stack(endpoint, name)
+    [old] = service(ecs, cluster, service_name)["deployments"]
+    definition = ecs.describe_task_definition(taskDefinition=f"{name}-task")["taskDefinition"]
+    revision = ecs.register_task_definition(family=f"{name}-task", containerDefinitions=definition["containerDefinitions"])
+
+    ecs.update_service(cluster=cluster, service=service_name, taskDefinition=f"{name}-task")
+    after = service(ecs, cluster, service_name)
+
+    arn = revision["taskDefinition"]["taskDefinitionArn"]
+    assert arn.endswith(":2")
+    assert after["taskDefinition"] == arn
+    [new] = after["deployments"]
+    assert (new["id"] != old["id"], new["taskDefinition"], new["rolloutState"]) == (True, arn, "COMPLETED")
+
+
+def test_ecs_deployment_failure_simulation(endpoint):
+    ecs = client(endpoint, "ecs")
+    name = unique("ecsfail")
+    cluster, service_name = ecs_stack(endpoint, name, environment=[{"Name": "CASCADE_TEST", "Value": ECS_FAIL_MARKER}])
+    [old] = service(ecs, cluster, service_name)["deployments"]
+
+    ecs.update_service(cluster=cluster, service=service_name, forceNewDeployment=True)
+    after = service(ecs, cluster, service_name)
+
+    new, previous = after["deployments"]
+    assert (new["status"], new["rolloutState"]) == ("PRIMARY", "FAILED")
+    assert new["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
+    assert (new["runningCount"], new["failedTasks"]) == (0, 2)
+    assert (previous["id"], previous["status"], previous["rolloutState"]) == (old["id"], "ACTIVE", "COMPLETED")
+    assert after["runningCount"] == 2  # the old tasks keep serving
+    assert "deployment failed" in after["events"][0]["message"]
+
+
+def test_ecs_deployment_failure_by_service_tag(endpoint):
+    ecs = client(endpoint, "ecs")
+    name = unique("ecstag")
+    cluster, service_name = ecs_stack(endpoint, name)
+    arn = service(ecs, cluster, service_name)["serviceArn"]
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "cascade-test", "value": ECS_FAIL_MARKER}])
+
+    ecs.update_service(cluster=cluster, service=service_name, forceNewDeployment=True)
+
+    assert service(ecs, cluster, service_name)["deployments"][0]["rolloutState"] == "FAILED"
+
+
+def test_ecs_rollout_can_stay_in_progress_for_some_describes(tmp_path):
+    port = free_port()
+    proc = start_launcher(port, tmp_path / "moto.log", ECS_ROLLOUT_DESCRIBES="2")
+    try:
+        endpoint = f"http://{HOST}:{port}"
+        ecs = client(endpoint, "ecs")
+        cluster, service_name = ecs_stack(endpoint, unique("ecsslow"))
+        [old] = service(ecs, cluster, service_name)["deployments"]
+
+        updated = ecs.update_service(cluster=cluster, service=service_name, forceNewDeployment=True)["service"]
+        seen = [[(d["status"], d["rolloutState"]) for d in service(ecs, cluster, service_name)["deployments"]] for _ in range(3)]
+
+        assert updated["deployments"][0]["rolloutState"] == "IN_PROGRESS"
+        assert updated["deployments"][1]["id"] == old["id"]
+        assert seen == [
+            [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "COMPLETED")],
+            [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "COMPLETED")],
+            [("PRIMARY", "COMPLETED")],
+        ]
+    finally:
+        stop(proc)
 
 
 # --------------------------------------------------------------------------- watchdog
