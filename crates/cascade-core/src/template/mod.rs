@@ -756,6 +756,15 @@ Outputs:
     }
 
     #[test]
+    fn many_under_indented_flow_collections() {
+        let text: String = (0..100)
+            .map(|i| format!("k{i}:\n  - a: [\n  x{i},\n  ]\n"))
+            .collect();
+        let t = read(&text);
+        assert_eq!(t["k99"], json!([{"a": ["x99"]}]));
+    }
+
+    #[test]
     fn errors_after_a_re_indented_flow_collection_keep_their_columns() {
         // Line 3 is re-indented to be read; the error on it is at its own column.
         let e = fails("a:\n  b: [\n x, @y\n  ]\n");

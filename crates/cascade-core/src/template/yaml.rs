@@ -36,8 +36,13 @@ use super::{TemplateError, scalar};
 /// Deepest nesting of sequences and mappings accepted (serde_json's own limit for JSON).
 const MAX_DEPTH: usize = 128;
 
-/// Most under-indented quoted scalars fixed in one template (each costs a parse).
-const MAX_REINDENTS: usize = 256;
+/// Most under-indented flow collections and quoted scalars fixed in one template (each
+/// fix costs a parse of the whole text).
+const MAX_REINDENTS: usize = 1024;
+
+/// Most characters parsed again after such fixes, so that a large text with many of them
+/// stays quick to reject.
+const MAX_REPARSED_CHARS: usize = 64 << 20;
 
 /// Most nodes that aliases may copy in one template, against "billion laughs" inputs.
 const MAX_ALIAS_NODES: usize = 1_000_000;
@@ -60,7 +65,9 @@ pub(crate) fn load(text: &str) -> Result<Value, TemplateError> {
             return result;
         };
         let fixed = match (flow_at, quote_at) {
-            _ if fixes >= MAX_REINDENTS => Reindent::NotPossible,
+            _ if fixes >= MAX_REINDENTS || fixes * text.len() > MAX_REPARSED_CHARS => {
+                Reindent::NotPossible
+            }
             (Some(at), _) => reindent_flow(&text, at),
             (None, Some(at)) => reindent_quoted(&text, at),
             (None, None) => Reindent::NotPossible,
