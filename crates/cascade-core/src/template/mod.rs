@@ -756,6 +756,27 @@ Outputs:
     }
 
     #[test]
+    fn tabs_starting_continuation_lines_of_quoted_scalars() {
+        // PyYAML folds them away like spaces.
+        assert_eq!(read("a:\n  b: 'x\n\ty'\n")["a"]["b"], json!("x y"));
+        assert_eq!(read("a:\n  b: \"x\n  \t y\"\n")["a"]["b"], json!("x y"));
+        // A tab as block indentation is still an error.
+        assert!(fails("a:\n\tb: 1\n").message.contains("tabs"));
+    }
+
+    #[test]
+    fn comments_right_after_a_token() {
+        // PyYAML starts a comment at a `#` wherever a token may start.
+        assert_eq!(
+            read("a: {b: 1}#c\nd: 'x'# c\n"),
+            json!({"a": {"b": 1}, "d": "x"})
+        );
+        assert_eq!(read("a: [1, 2]#c\n")["a"], json!([1, 2]));
+        // Inside a plain scalar it is content.
+        assert_eq!(read("a: x#c\n")["a"], json!("x#c"));
+    }
+
+    #[test]
     fn many_under_indented_flow_collections() {
         let text: String = (0..100)
             .map(|i| format!("k{i}:\n  - a: [\n  x{i},\n  ]\n"))

@@ -19,9 +19,11 @@
 //!   them that way, and real public templates have them (two `Key:`/`Value:` pairs in one
 //!   `Properties`, an output declared twice). The value dropped is not in the stack either.
 //! - Lenient where YAML 1.1 readers (PyYAML, CloudFormation) are and saphyr (YAML 1.2) is
-//!   not, by re-indenting the text before reading it again, which changes no value: lines
-//!   of a flow collection under-indented (`Resource: [` … with its `]` under the key), and
-//!   continuation lines of quoted scalars. `NEL` (U+0085) is a line break, as in YAML 1.1.
+//!   not: where saphyr stops, the text is changed in a way that changes no value, and read
+//!   again. Under-indented lines of a flow collection (`Resource: [` … with its `]` under
+//!   the key) and of a quoted scalar's continuation are indented, tabs starting such a
+//!   continuation line become spaces, and a `#` that starts a comment right after a token
+//!   (`{a: 1}#c`) gets a space before it. `NEL` (U+0085) is a line break.
 //!   Characters YAML does not allow (control characters but tab and line breaks) are an
 //!   error, as in PyYAML. A byte order mark and CRLF line ends are read as usual.
 
@@ -60,17 +62,19 @@ pub(crate) fn load(text: &str) -> Result<Value, TemplateError> {
         let eof = completed.then(|| text.chars().count());
         let mut loader = Loader::new(&text, eof);
         let result = loader.document();
-        let (flow_at, quote_at) = (loader.under_indented_flow, loader.under_indented_quote);
+        let fix = loader.fix;
         let Err(e) = result else {
             return result;
         };
-        let fixed = match (flow_at, quote_at) {
+        let fixed = match fix {
             _ if fixes >= MAX_REINDENTS || fixes * text.len() > MAX_REPARSED_CHARS => {
                 Reindent::NotPossible
             }
-            (Some(at), _) => reindent_flow(&text, at),
-            (None, Some(at)) => reindent_quoted(&text, at),
-            (None, None) => Reindent::NotPossible,
+            Some(Fix::Flow(at)) => reindent_flow(&text, at),
+            Some(Fix::Quoted(at)) => reindent_quoted(&text, at),
+            Some(Fix::TabsInQuoted(at)) => untab_line(&text, at),
+            Some(Fix::SpaceBeforeComment(at)) => space_before_comment(&text, at),
+            None => Reindent::NotPossible,
         };
         match fixed {
             Reindent::Fixed(fixed, added) if fixed != *text => {
@@ -173,6 +177,20 @@ fn complete_last_line(text: &str) -> (Cow<'_, str>, bool) {
     }
 }
 
+/// A change to the text that YAML 1.1 readers would not need, found where saphyr stopped
+/// (each position in characters).
+#[derive(Clone, Copy)]
+enum Fix {
+    /// Indent the lines of the flow collection that starts here.
+    Flow(usize),
+    /// Indent the continuation lines of the quoted scalar that starts here.
+    Quoted(usize),
+    /// Make spaces of the tabs that start this continuation line of a quoted scalar.
+    TabsInQuoted(usize),
+    /// Put a space before the comment that starts here.
+    SpaceBeforeComment(usize),
+}
+
 enum Reindent {
     /// The new text, and the spaces added: (line from 1, spaces) for each line changed.
     Fixed(String, Vec<(usize, usize)>),
@@ -216,6 +234,39 @@ fn reindent_quoted(text: &str, at: usize) -> Reindent {
         }
     };
     indent_lines_after(text, start, end, column)
+}
+
+/// The text with spaces for the tabs that start the line holding character `at`, a
+/// continuation line of a quoted scalar.
+///
+/// PyYAML folds tabs and spaces alike at the start of such lines; saphyr takes a tab there
+/// for indentation. The line's leading blanks are folded away, so the value does not change.
+fn untab_line(text: &str, at: usize) -> Reindent {
+    let Some((tab, '\t')) = text.char_indices().nth(at) else {
+        return Reindent::NotPossible;
+    };
+    let line_start = text[..tab].rfind('\n').map_or(0, |i| i + 1);
+    let blanks =
+        text[line_start..].len() - text[line_start..].trim_start_matches([' ', '\t']).len();
+    let leading = text[line_start..line_start + blanks].replace('\t', " ");
+    let fixed = format!(
+        "{}{leading}{}",
+        &text[..line_start],
+        &text[line_start + blanks..]
+    );
+    Reindent::Fixed(fixed, Vec::new())
+}
+
+/// The text with a space before the comment that starts at character `at`.
+///
+/// PyYAML starts a comment at a `#` wherever a token may start, e.g. right after `}` or a
+/// closing quote; saphyr (YAML 1.2) wants a space before it. A comment runs to the end of
+/// its line, so no later column on the line moves.
+fn space_before_comment(text: &str, at: usize) -> Reindent {
+    let Some((hash, '#')) = text.char_indices().nth(at) else {
+        return Reindent::NotPossible;
+    };
+    Reindent::Fixed(format!("{} {}", &text[..hash], &text[hash..]), Vec::new())
 }
 
 /// The text with the lines after the one holding byte `start`, up to the one holding byte
@@ -326,12 +377,9 @@ struct Loader<'input> {
     anchors: HashMap<usize, Anchored>,
     /// Nodes copied by aliases so far.
     alias_nodes: usize,
-    /// Where (in characters) a quoted scalar with under-indented lines starts, if the
-    /// parser stopped on one.
-    under_indented_quote: Option<usize>,
-    /// Where (in characters) the outermost flow collection starts, if the parser stopped on
-    /// an under-indented line inside one.
-    under_indented_flow: Option<usize>,
+    /// How to change the text so that it reads, if the parser stopped on something that
+    /// YAML 1.1 readers accept and saphyr does not.
+    fix: Option<Fix>,
     /// Where (in characters) the sequences and mappings being built start.
     open: Vec<usize>,
     /// Where (in characters) the last event read ends.
@@ -377,8 +425,7 @@ impl<'input> Loader<'input> {
             parser: Parser::new_from_str(text),
             anchors: HashMap::new(),
             alias_nodes: 0,
-            under_indented_quote: None,
-            under_indented_flow: None,
+            fix: None,
             open: Vec::new(),
             last_event_end: 0,
         }
@@ -702,12 +749,19 @@ impl<'input> Loader<'input> {
 
     fn scan_error(&mut self, e: &ScanError) -> TemplateError {
         let mark = *e.marker();
-        if e.info() == "invalid indentation in quoted scalar" {
-            self.under_indented_quote = Some(mark.index());
-        }
-        if e.info().contains("indentation") {
-            self.under_indented_flow = self.outermost_open_flow(mark.index());
-        }
+        let at = mark.index();
+        self.fix = match e.info() {
+            "tab cannot be used as indentation" => Some(Fix::TabsInQuoted(at)),
+            "comments must be separated from other tokens by whitespace" => {
+                Some(Fix::SpaceBeforeComment(at))
+            }
+            info if info.contains("indentation") => {
+                self.outermost_open_flow(at).map(Fix::Flow).or_else(|| {
+                    (info == "invalid indentation in quoted scalar").then_some(Fix::Quoted(at))
+                })
+            }
+            _ => None,
+        };
         let mut message = format!("invalid YAML: {}", e.info());
         if second_tag_at(self.text, mark.index()) {
             // `!Base64 !Sub x` puts two tags on one node: YAML forbids it, CloudFormation's
