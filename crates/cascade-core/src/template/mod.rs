@@ -777,6 +777,22 @@ Outputs:
     }
 
     #[test]
+    fn surrogate_pair_escapes_make_one_character() {
+        assert_eq!(v("\"\\ud83d\\ude00 \\u00e9\\\"\""), json!("😀 é\""));
+        assert_eq!(
+            v("[\"\\uD83D\\uDE00\", \"x\\uD83D\\uDE00y\\uD83D\\uDE01\"]"),
+            json!(["😀", "x😀y😁"])
+        );
+        // Half a character is an error.
+        let e = fails("a: \"\\ud83d x\"\n");
+        assert_eq!((e.line, e.column), (1, 4), "{e}");
+        assert!(
+            e.message.contains("invalid Unicode character escape"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn many_under_indented_flow_collections() {
         let text: String = (0..100)
             .map(|i| format!("k{i}:\n  - a: [\n  x{i},\n  ]\n"))

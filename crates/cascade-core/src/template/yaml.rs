@@ -23,7 +23,8 @@
 //!   again. Under-indented lines of a flow collection (`Resource: [` … with its `]` under
 //!   the key) and of a quoted scalar's continuation are indented, tabs starting such a
 //!   continuation line become spaces, and a `#` that starts a comment right after a token
-//!   (`{a: 1}#c`) gets a space before it. `NEL` (U+0085) is a line break.
+//!   (`{a: 1}#c`) gets a space before it, and `\uD83D\uDE00` escapes one `\U` escape.
+//!   `NEL` (U+0085) is a line break.
 //!   Characters YAML does not allow (control characters but tab and line breaks) are an
 //!   error, as in PyYAML. A byte order mark and CRLF line ends are read as usual.
 
@@ -74,6 +75,7 @@ pub(crate) fn load(text: &str) -> Result<Value, TemplateError> {
             Some(Fix::Quoted(at)) => reindent_quoted(&text, at),
             Some(Fix::TabsInQuoted(at)) => untab_line(&text, at),
             Some(Fix::SpaceBeforeComment(at)) => space_before_comment(&text, at),
+            Some(Fix::SurrogatePairs(at)) => join_surrogate_pairs(&text, at),
             None => Reindent::NotPossible,
         };
         match fixed {
@@ -189,6 +191,8 @@ enum Fix {
     TabsInQuoted(usize),
     /// Put a space before the comment that starts here.
     SpaceBeforeComment(usize),
+    /// Write the `\uD83D\uDE00` escapes of the double-quoted scalar that starts here as one.
+    SurrogatePairs(usize),
 }
 
 enum Reindent {
@@ -267,6 +271,55 @@ fn space_before_comment(text: &str, at: usize) -> Reindent {
         return Reindent::NotPossible;
     };
     Reindent::Fixed(format!("{} {}", &text[..hash], &text[hash..]), Vec::new())
+}
+
+/// The text with each surrogate pair of `\u` escapes (`\uD83D\uDE00`) in the double-quoted
+/// scalar that starts at character `at` written as the one `\U` escape it stands for.
+///
+/// PyYAML reads the two halves, which join into one character in any UTF-16 reader (and in
+/// cfn-flip's JSON); saphyr rejects a `\u` escape of half a character. A lone half stays an
+/// error.
+fn join_surrogate_pairs(text: &str, at: usize) -> Reindent {
+    let Some((quote, '"')) = text.char_indices().nth(at) else {
+        return Reindent::NotPossible;
+    };
+    let hex_at = |i: usize| {
+        text.get(i..i + 6)
+            .and_then(|e| e.strip_prefix("\\u"))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    let mut fixed = String::with_capacity(text.len());
+    fixed.push_str(&text[..=quote]);
+    let mut joined = false;
+    let mut i = quote + 1;
+    while let Some(c) = text[i..].chars().next() {
+        match c {
+            '"' => break,
+            '\\' => {
+                if let (Some(high @ 0xD800..=0xDBFF), Some(low @ 0xDC00..=0xDFFF)) =
+                    (hex_at(i), hex_at(i + 6))
+                {
+                    let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                    fixed.push_str(&format!("\\U{code:08X}"));
+                    joined = true;
+                    i += 12;
+                    continue;
+                }
+                // Any other escape: keep it and the character it escapes.
+                let escaped = text[i + 1..].chars().next().map_or(0, char::len_utf8);
+                fixed.push_str(&text[i..i + 1 + escaped]);
+                i += 1 + escaped;
+                continue;
+            }
+            _ => fixed.push(c),
+        }
+        i += c.len_utf8();
+    }
+    if !joined {
+        return Reindent::NotPossible;
+    }
+    fixed.push_str(&text[i..]);
+    Reindent::Fixed(fixed, Vec::new())
 }
 
 /// The text with the lines after the one holding byte `start`, up to the one holding byte
@@ -752,6 +805,9 @@ impl<'input> Loader<'input> {
         let at = mark.index();
         self.fix = match e.info() {
             "tab cannot be used as indentation" => Some(Fix::TabsInQuoted(at)),
+            "while parsing a quoted scalar, found invalid Unicode character escape code" => {
+                Some(Fix::SurrogatePairs(at))
+            }
             "comments must be separated from other tokens by whitespace" => {
                 Some(Fix::SpaceBeforeComment(at))
             }
