@@ -919,6 +919,15 @@ Outputs:
         for (end, _) in LENIENT.char_indices() {
             let _ = read_template(&LENIENT[..end]);
         }
+        // And odd bytes spliced in, which the re-indenting fixes must survive too.
+        for (at, _) in LENIENT.char_indices().step_by(7) {
+            for junk in [
+                "\t", "#", "'", "\"", "\\uD83D", "[", "{", "]", "}", ",", "\n", "\r\n ", "\n---",
+            ] {
+                let text = format!("{}{junk}{}", &LENIENT[..at], &LENIENT[at..]);
+                let _ = read_template(&text);
+            }
+        }
         let json = to_json_pretty(&read(LENIENT));
         let last_brace = json.rfind('}').unwrap();
         for (end, _) in json.char_indices().take_while(|&(i, _)| i <= last_brace) {
