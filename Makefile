@@ -40,6 +40,7 @@ conformance:
 	else \
 		echo "conformance: skipped ($(CORPUS) not found)"; \
 	fi
+	@CARGO="$(CARGO)" infra/tools/real-templates
 
 lint:
 	infra/tools/lint

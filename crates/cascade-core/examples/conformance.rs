@@ -1,12 +1,19 @@
 //! Conformance check of the template reader against a corpus converted by cfn-flip.
 //!
-//! For every `NAME.yaml` in DIR, reads it with `read_template` and compares the value with
-//! `NAME.expected.json` (cfn-flip's JSON), as parsed JSON values. Prints
-//! `conformance: N/M`, then each failure with its reason, then how long the reads took.
-//! Exits 1 if any template fails or DIR holds none.
+//! For every template in DIR (`NAME.yaml`, `NAME.yml` or `NAME.json`), reads it with
+//! `read_template` and compares the value with `NAME.expected.json` (cfn-flip's JSON), as
+//! parsed JSON values. A template with `NAME.rejected.txt` instead (cfn-flip's error) is one
+//! that cfn-flip rejects: the reader should reject it too, and its error is shown.
+//!
+//! Prints `LABEL: N/M` (LABEL is `conformance` unless `--label` says otherwise), then each
+//! failure with its reason, then, if there are rejected templates, `rejected too: K/L` and
+//! the reader's error for each, then how long the reads took. Exits 1 if any template with
+//! an expected JSON fails or DIR holds none; a rejected template that the reader accepts is
+//! listed (`ACCEPTED`) but is not a failure (the reader may be more lenient than cfn-flip,
+//! e.g. on merge keys).
 //!
 //! ```text
-//! cargo run -q -p cascade-core --example conformance -- [DIR]
+//! cargo run -q -p cascade-core --example conformance -- [--label LABEL] [DIR]
 //! ```
 //! DIR defaults to `../shared/corpus/cfn-templates` beside the workspace.
 
@@ -21,44 +28,61 @@ use serde_json::Value;
 const TIMING_ROUNDS: u32 = 20;
 
 fn main() -> ExitCode {
-    let dir = std::env::args_os()
-        .nth(1)
-        .map_or_else(default_dir, PathBuf::from);
-    let templates = match yaml_files(&dir) {
+    let mut args = std::env::args_os().skip(1);
+    let mut label = "conformance".to_owned();
+    let mut dir = None;
+    while let Some(arg) = args.next() {
+        if arg == "--label" {
+            let Some(value) = args.next() else {
+                eprintln!("conformance: --label needs a value");
+                return ExitCode::FAILURE;
+            };
+            label = value.to_string_lossy().into_owned();
+        } else {
+            dir = Some(PathBuf::from(arg));
+        }
+    }
+    let dir = dir.unwrap_or_else(default_dir);
+    let all = match template_files(&dir) {
         Ok(files) => files,
         Err(e) => {
             eprintln!("conformance: cannot list {}: {e}", dir.display());
             return ExitCode::FAILURE;
         }
     };
+    let (rejected, templates): (Vec<PathBuf>, Vec<PathBuf>) = all
+        .into_iter()
+        .partition(|path| rejected_path(path).exists() && !expected_path(path).exists());
     if templates.is_empty() {
-        eprintln!("conformance: no *.yaml templates in {}", dir.display());
+        eprintln!("{label}: no templates in {}", dir.display());
         return ExitCode::FAILURE;
     }
 
     let mut failures = Vec::new();
     let mut total = Duration::ZERO;
     for path in &templates {
-        let name = path.file_stem().unwrap_or_default().to_string_lossy();
         let started = Instant::now();
         let outcome = check(path);
         total += started.elapsed();
         if let Err(reason) = outcome {
-            failures.push(format!("{name}: {reason}"));
+            failures.push(format!("{}: {reason}", name_of(path)));
         }
     }
 
     let passed = templates.len() - failures.len();
-    println!("conformance: {passed}/{}", templates.len());
+    println!("{label}: {passed}/{}", templates.len());
     for failure in &failures {
         println!("FAIL {failure}");
+    }
+    if !rejected.is_empty() {
+        report_rejected(&rejected);
     }
     if let Some(timing) = time_largest(&templates) {
         println!("{timing}");
     }
     println!(
         "all {} templates read and compared in {total:.2?}",
-        templates.len()
+        templates.len() + rejected.len()
     );
 
     if failures.is_empty() {
@@ -72,12 +96,17 @@ fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/cfn-templates")
 }
 
-/// The `*.yaml` files of `dir`, sorted.
-fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// The templates of `dir` (`*.yaml`, `*.yml`, `*.json` but not `*.expected.json`), sorted.
+fn template_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "yaml") {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let is_template = [".yaml", ".yml", ".json"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+            && !name.ends_with(".expected.json");
+        if is_template {
             files.push(path);
         }
     }
@@ -85,10 +114,54 @@ fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+fn name_of(path: &Path) -> String {
+    path.file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn expected_path(path: &Path) -> PathBuf {
+    path.with_extension("expected.json")
+}
+
+fn rejected_path(path: &Path) -> PathBuf {
+    path.with_extension("rejected.txt")
+}
+
+/// Reads the templates that cfn-flip rejects: prints how many the reader rejects too,
+/// each reader error, and each template the reader accepts anyway.
+fn report_rejected(rejected: &[PathBuf]) {
+    let mut lines = Vec::new();
+    let mut rejected_too = 0;
+    for path in rejected {
+        let name = name_of(path);
+        let why = std::fs::read_to_string(rejected_path(path)).unwrap_or_default();
+        let why = abbreviate_text(why.trim(), 160);
+        match std::fs::read_to_string(path) {
+            Err(e) => lines.push(format!("REJECTED {name}: cannot read: {e}")),
+            Ok(text) => match read_template(&text) {
+                Err(e) => {
+                    rejected_too += 1;
+                    lines.push(format!("REJECTED {name}: {e}"));
+                }
+                Ok(_) => lines.push(format!("ACCEPTED {name}: cfn-flip rejects it: {why}")),
+            },
+        }
+    }
+    println!(
+        "rejected too: {rejected_too}/{} (cfn-flip rejects them)",
+        rejected.len()
+    );
+    for line in lines {
+        println!("{line}");
+    }
+}
+
 /// Reads one template and compares it with its expected JSON.
 fn check(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let expected_path = path.with_extension("expected.json");
+    let expected_path = expected_path(path);
     let expected_text = std::fs::read_to_string(&expected_path)
         .map_err(|e| format!("cannot read {}: {e}", expected_path.display()))?;
     let expected: Value = serde_json::from_str(&expected_text)
@@ -129,10 +202,13 @@ fn first_difference(path: &str, expected: &Value, actual: &Value) -> Option<Stri
 }
 
 fn abbreviate(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(80) {
+    abbreviate_text(&value.to_string(), 80)
+}
+
+fn abbreviate_text(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+        None => text.to_owned(),
     }
 }
 

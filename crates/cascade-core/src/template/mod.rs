@@ -3,9 +3,12 @@
 //! YAML short forms become their long forms (`!Ref x` → `{"Ref": "x"}`, `!Sub s` →
 //! `{"Fn::Sub": "s"}`, `!GetAtt A.B` → `{"Fn::GetAtt": ["A", "B"]}`), and scalars mean what
 //! CloudFormation and cfn-flip make of them (YAML 1.1: `Yes` is `true`, `2010-09-09` is a
-//! string). Key order is kept. Malformed input is an error with a 1-based line and column,
-//! never a panic. The details and the reasons for each choice are in `yaml.rs` (tags,
-//! anchors, duplicate keys) and `scalar.rs` (what each plain scalar means).
+//! string). Key order is kept. The reader is as lenient as CloudFormation and gives what
+//! cfn-flip gives (flow collections with under-indented lines, duplicate keys last-wins,
+//! byte order marks, CRLF); `infra/tools/real-templates` checks it on real public
+//! templates. Malformed input is an error with a 1-based line and column, never a panic.
+//! The details and the reasons for each choice are in `yaml.rs` (tags, anchors, duplicate
+//! keys, leniency) and `scalar.rs` (what each plain scalar means).
 
 mod json;
 mod scalar;
@@ -33,7 +36,8 @@ pub struct TemplateError {
 ///
 /// # Errors
 /// A [`TemplateError`] with the line, the column and the reason: malformed JSON or YAML,
-/// a bad short-form tag, a duplicate key, several YAML documents, a non-mapping top level.
+/// a bad short-form tag, a character YAML does not allow, several YAML documents, a
+/// non-mapping top level.
 pub fn read_template(text: &str) -> Result<Value, TemplateError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim_start().starts_with('{') {
@@ -537,16 +541,21 @@ Outputs:
     }
 
     #[test]
-    fn duplicate_keys_are_errors() {
-        let e = fails("Resources:\n  A: {Type: X}\n  B: {Type: Y}\n  A: {Type: Z}\n");
-        assert_eq!((e.line, e.column), (4, 3), "{e}");
-        assert!(e.message.contains("duplicate key \"A\""), "{e}");
-        // Keys that write the same JSON key are duplicates too.
-        let e = fails("1: a\n'1': b\n");
-        assert_eq!((e.line, e.column), (2, 1), "{e}");
-        let e = fails("{\"a\": 1,\n \"a\": 2}");
-        assert_eq!(e.line, 2, "{e}");
-        assert!(e.message.contains("duplicate key \"a\""), "{e}");
+    fn duplicate_keys_keep_their_first_place_and_last_value() {
+        // As CloudFormation deploys them and cfn-flip reads them.
+        let t = read("Resources:\n  A: {Type: X}\n  B: {Type: Y}\n  A: {Type: Z}\n");
+        let keys: Vec<&String> = t["Resources"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["A", "B"]);
+        assert_eq!(t["Resources"]["A"], json!({"Type": "Z"}));
+        assert_eq!(
+            read("P:\n  Key: a\n  Value: 1\n  Key: b\n  Value: 2\n")["P"],
+            json!({"Key": "b", "Value": 2})
+        );
+        assert_eq!(read("a: {x: 1, x: 2}\n")["a"], json!({"x": 2}));
+        assert_eq!(
+            read("{\"a\": 1,\n \"b\": 0, \"a\": 2}"),
+            json!({"a": 2, "b": 0})
+        );
     }
 
     #[test]
@@ -698,10 +707,235 @@ Outputs:
 
     #[test]
     fn error_display_names_line_and_column() {
-        let e = fails("a: 1\na: 2\n");
+        let e = fails("a: 1\nb: x\u{7}\n");
         assert_eq!(
             e.to_string(),
-            "line 2, column 1: duplicate key \"a\" (CloudFormation rejects duplicate keys)"
+            "line 2, column 5: invalid YAML: the character U+0007 is not allowed in a template \
+             (control characters other than tab and line breaks are not)"
         );
+    }
+
+    #[test]
+    fn flow_collections_may_be_under_indented() {
+        // As in PyYAML and CloudFormation: indentation means nothing inside `[...]`/`{...}`.
+        let statement = json!({"Effect": "Allow", "Resource": ["arn:a", "arn:b"], "Action": "x"});
+        // The closing bracket under its key.
+        let t = read(
+            "S:\n  - Effect: Allow\n    Resource: [\n      \"arn:a\",\n      \"arn:b\"\n    ]\n    Action: x\n",
+        );
+        assert_eq!(t["S"][0], statement);
+        // Items and bracket left of the key, down to column 1.
+        let t = read("S:\n  - Effect: Allow\n    Resource: [\n  arn:a,\narn:b\n]\n    Action: x\n");
+        assert_eq!(t["S"][0], statement);
+        // A flow mapping, nested collections and tags.
+        assert_eq!(
+            read("a:\n  b: {\n  x: 1,\n  y: !Ref Z\n  }\n  c: 2\n")["a"],
+            json!({"b": {"x": 1, "y": {"Ref": "Z"}}, "c": 2})
+        );
+        assert_eq!(
+            read("a:\n  b: !If [\nC,\n[p, q],\n{x: !Ref Y}\n]\n  c: 2\n")["a"]["b"],
+            json!({"Fn::If": ["C", ["p", "q"], {"x": {"Ref": "Y"}}]})
+        );
+        assert_eq!(
+            read("a:\n  - !Join [\n'',\n[p, q]\n]\n")["a"],
+            json!([{"Fn::Join": ["", ["p", "q"]]}])
+        );
+        // Comments, multi-line quoted scalars, several such collections, CRLF line ends.
+        assert_eq!(
+            read("a:\n  b: [ # one\n# two\n  p, # three\n  q\n  ]\n")["a"]["b"],
+            json!(["p", "q"])
+        );
+        assert_eq!(
+            read("a:\n  b: [\n 'it''s\nx', \"y\n  z\"\n ]\n")["a"]["b"],
+            json!(["it's x", "y z"])
+        );
+        let t = read("a:\n  b: [\n p\n ]\n  c: {\n k: v\n }\n");
+        assert_eq!(t["a"], json!({"b": ["p"], "c": {"k": "v"}}));
+        let t = read("a:\r\n  b: [\r\n    p,\r\n  q\r\n  ]\r\n");
+        assert_eq!(t["a"]["b"], json!(["p", "q"]));
+    }
+
+    #[test]
+    fn tabs_starting_continuation_lines_of_quoted_scalars() {
+        // PyYAML folds them away like spaces.
+        assert_eq!(read("a:\n  b: 'x\n\ty'\n")["a"]["b"], json!("x y"));
+        assert_eq!(read("a:\n  b: \"x\n  \t y\"\n")["a"]["b"], json!("x y"));
+        // A tab as block indentation is still an error.
+        assert!(fails("a:\n\tb: 1\n").message.contains("tabs"));
+    }
+
+    #[test]
+    fn comments_right_after_a_token() {
+        // PyYAML starts a comment at a `#` wherever a token may start.
+        assert_eq!(
+            read("a: {b: 1}#c\nd: 'x'# c\n"),
+            json!({"a": {"b": 1}, "d": "x"})
+        );
+        assert_eq!(read("a: [1, 2]#c\n")["a"], json!([1, 2]));
+        // Inside a plain scalar it is content.
+        assert_eq!(read("a: x#c\n")["a"], json!("x#c"));
+    }
+
+    #[test]
+    fn surrogate_pair_escapes_make_one_character() {
+        assert_eq!(v("\"\\ud83d\\ude00 \\u00e9\\\"\""), json!("😀 é\""));
+        assert_eq!(
+            v("[\"\\uD83D\\uDE00\", \"x\\uD83D\\uDE00y\\uD83D\\uDE01\"]"),
+            json!(["😀", "x😀y😁"])
+        );
+        // Half a character is an error.
+        let e = fails("a: \"\\ud83d x\"\n");
+        assert_eq!((e.line, e.column), (1, 4), "{e}");
+        assert!(
+            e.message.contains("invalid Unicode character escape"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn many_under_indented_flow_collections() {
+        let text: String = (0..100)
+            .map(|i| format!("k{i}:\n  - a: [\n  x{i},\n  ]\n"))
+            .collect();
+        let t = read(&text);
+        assert_eq!(t["k99"], json!([{"a": ["x99"]}]));
+    }
+
+    #[test]
+    fn errors_after_a_re_indented_flow_collection_keep_their_columns() {
+        // Line 3 is re-indented to be read; the error on it is at its own column.
+        let e = fails("a:\n  b: [\n x, @y\n  ]\n");
+        assert_eq!((e.line, e.column), (3, 5), "{e}");
+        assert!(e.message.contains("unexpected character"), "{e}");
+        // A document marker inside a flow collection ends the document, for every reader.
+        let e = fails("a: [\n---\n  ]\n");
+        assert_eq!(e.line, 2, "{e}");
+        // An unclosed flow collection is still an error.
+        let e = fails("a:\n  b: [\n x,\n");
+        assert!(e.message.starts_with("invalid YAML: "), "{e}");
+    }
+
+    #[test]
+    fn byte_order_marks_and_crlf_line_ends() {
+        let t = read("\u{feff}a: 1\r\nb: |\r\n  x\r\n  y\r\nc: 'p\r\n  q'\r\n");
+        assert_eq!(t, json!({"a": 1, "b": "x\ny\n", "c": "p q"}));
+        assert_eq!(read("\u{feff}\r\n{\"a\": 1}\r\n"), json!({"a": 1}));
+    }
+
+    #[test]
+    fn next_line_characters_are_line_breaks() {
+        // YAML 1.1 (PyYAML, cfn-flip): NEL is a line break.
+        assert_eq!(v("'x\u{85}y'"), json!("x y"));
+        assert_eq!(read("v: |\n  x\u{85}  y\n")["v"], json!("x\ny\n"));
+        // Other characters beyond ASCII are content.
+        assert_eq!(v("'x\u{a0}\u{2028}é😀'"), json!("x\u{a0}\u{2028}é😀"));
+    }
+
+    #[test]
+    fn characters_yaml_does_not_allow_are_errors_with_their_position() {
+        for (c, code) in [
+            ('\u{7}', "U+0007"),
+            ('\u{7f}', "U+007F"),
+            ('\u{9b}', "U+009B"),
+        ] {
+            let e = fails(&format!("a: 1\nb: x{c}y\n"));
+            assert_eq!((e.line, e.column), (2, 5), "{e}");
+            assert!(e.message.contains(code), "{e}");
+        }
+        // Tab is allowed.
+        assert_eq!(read("a: |\n  x\ty\n")["a"], json!("x\ty\n"));
+    }
+
+    #[test]
+    fn tags_with_odd_spacing() {
+        let t = read(
+            "a: !Ref   X\nb: !Ref\n  Y\nc:   !GetAtt   R.Arn  \nd: !Sub\n  - x${A}\n  - A: !Ref A\ne: !GetAZs\nf: !Ref X # c\n",
+        );
+        assert_eq!(t["a"], json!({"Ref": "X"}));
+        assert_eq!(t["b"], json!({"Ref": "Y"}));
+        assert_eq!(t["c"], json!({"Fn::GetAtt": ["R", "Arn"]}));
+        assert_eq!(t["d"], json!({"Fn::Sub": ["x${A}", {"A": {"Ref": "A"}}]}));
+        assert_eq!(t["e"], json!({"Fn::GetAZs": ""}));
+        assert_eq!(t["f"], json!({"Ref": "X"}));
+        assert_eq!(v("[!GetAZs , x]"), json!([{"Fn::GetAZs": ""}, "x"]));
+    }
+
+    #[test]
+    fn document_markers_directives_and_comments_in_odd_places() {
+        assert_eq!(read("--- # the template\na: 1\n"), json!({"a": 1}));
+        assert_eq!(read("%YAML 1.1\n---\na: 1\n"), json!({"a": 1}));
+        assert_eq!(read("# c\n---\na: 1\n...\n# trailing\n"), json!({"a": 1}));
+        let t = read(
+            "# top\na: # c1\n  # c2\n  b: # c3\n    c: 1 # c4\n# column 1 inside\n    d: [p, # c5\n      q] # c6\n    e: | # c7\n      x\n    f: p#q\n",
+        );
+        assert_eq!(
+            t["a"]["b"],
+            json!({"c": 1, "d": ["p", "q"], "e": "x\n", "f": "p#q"})
+        );
+    }
+
+    #[test]
+    fn very_long_lines() {
+        let long = "x".repeat(200_000);
+        let t = read(&format!("a: {long}\nb: '{long}'\nc: [{long}, y]\n"));
+        assert_eq!(t["a"], json!(long));
+        assert_eq!(t["b"], json!(long));
+        assert_eq!(t["c"][0], json!(long));
+    }
+
+    /// Inline snippets with every lenient construct, for the truncation test.
+    const LENIENT: &str = "\u{feff}AWSTemplateFormatVersion: 2010-09-09\r\n\
+        Resources:\r\n\
+        \x20 Role:\r\n\
+        \x20   Properties:\r\n\
+        \x20     Statement:\r\n\
+        \x20       - Resource: [\r\n\
+        \x20     !Sub 'arn:${AWS::Partition}:s3:::b',\r\n\
+        \x20     \"x\r\ny\"\r\n\
+        \x20       ]\r\n\
+        \x20         Action: {\r\n\
+        a: [1, 2], # c\r\n\
+        b: !GetAtt R.Arn }\r\n\
+        \x20     Key: a\r\n\
+        \x20     Key: 'b\u{85}c'\r\n";
+
+    #[test]
+    fn lenient_snippet_reads_as_cfn_flip_reads_it() {
+        let t = read(LENIENT);
+        let role = &t["Resources"]["Role"]["Properties"];
+        assert_eq!(
+            role["Statement"][0]["Resource"],
+            json!([{"Fn::Sub": "arn:${AWS::Partition}:s3:::b"}, "x y"])
+        );
+        assert_eq!(
+            role["Statement"][0]["Action"],
+            json!({"a": [1, 2], "b": {"Fn::GetAtt": ["R", "Arn"]}})
+        );
+        assert_eq!(role["Key"], json!("b c"));
+    }
+
+    #[test]
+    fn truncated_lenient_templates_never_panic_and_truncated_json_is_an_error() {
+        for (end, _) in LENIENT.char_indices() {
+            let _ = read_template(&LENIENT[..end]);
+        }
+        // And odd bytes spliced in, which the re-indenting fixes must survive too.
+        for (at, _) in LENIENT.char_indices().step_by(7) {
+            for junk in [
+                "\t", "#", "'", "\"", "\\uD83D", "[", "{", "]", "}", ",", "\n", "\r\n ", "\n---",
+            ] {
+                let text = format!("{}{junk}{}", &LENIENT[..at], &LENIENT[at..]);
+                let _ = read_template(&text);
+            }
+        }
+        let json = to_json_pretty(&read(LENIENT));
+        let last_brace = json.rfind('}').unwrap();
+        for (end, _) in json.char_indices().take_while(|&(i, _)| i <= last_brace) {
+            assert!(
+                read_template(&json[..end]).is_err(),
+                "a truncated JSON template read: {:?}",
+                &json[..end]
+            );
+        }
     }
 }

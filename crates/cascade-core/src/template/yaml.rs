@@ -14,9 +14,19 @@
 //! - Anchors and aliases are expanded (with a budget against alias bombs) and merge keys
 //!   (`<<`) are applied. cfn-flip rejects merge keys, and CloudFormation documents that it
 //!   supports neither aliases nor merges, but reading them the YAML way loses nothing.
-//! - Duplicate mapping keys are an error: PyYAML silently keeps the last value, but
-//!   CloudFormation rejects such templates, and a silently dropped resource or property is
-//!   the worst outcome for a tool that looks for references. The corpus has none.
+//! - A duplicate mapping key keeps its first place and takes its last value: CloudFormation
+//!   deploys such templates that way (`validate-template` accepts them), cfn-flip reads
+//!   them that way, and real public templates have them (two `Key:`/`Value:` pairs in one
+//!   `Properties`, an output declared twice). The value dropped is not in the stack either.
+//! - Lenient where YAML 1.1 readers (PyYAML, CloudFormation) are and saphyr (YAML 1.2) is
+//!   not: where saphyr stops, the text is changed in a way that changes no value, and read
+//!   again. Under-indented lines of a flow collection (`Resource: [` … with its `]` under
+//!   the key) and of a quoted scalar's continuation are indented, tabs starting such a
+//!   continuation line become spaces, and a `#` that starts a comment right after a token
+//!   (`{a: 1}#c`) gets a space before it, and `\uD83D\uDE00` escapes one `\U` escape.
+//!   `NEL` (U+0085) is a line break.
+//!   Characters YAML does not allow (control characters but tab and line breaks) are an
+//!   error, as in PyYAML. A byte order mark and CRLF line ends are read as usual.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -29,8 +39,13 @@ use super::{TemplateError, scalar};
 /// Deepest nesting of sequences and mappings accepted (serde_json's own limit for JSON).
 const MAX_DEPTH: usize = 128;
 
-/// Most under-indented quoted scalars fixed in one template (each costs a parse).
-const MAX_REINDENTS: usize = 256;
+/// Most under-indented flow collections and quoted scalars fixed in one template (each
+/// fix costs a parse of the whole text).
+const MAX_REINDENTS: usize = 1024;
+
+/// Most characters parsed again after such fixes, so that a large text with many of them
+/// stays quick to reject.
+const MAX_REPARSED_CHARS: usize = 64 << 20;
 
 /// Most nodes that aliases may copy in one template, against "billion laughs" inputs.
 const MAX_ALIAS_NODES: usize = 1_000_000;
@@ -39,27 +54,109 @@ const CORE_PREFIX: &str = "tag:yaml.org,2002:";
 
 /// Reads one YAML document whose top level is a mapping.
 pub(crate) fn load(text: &str) -> Result<Value, TemplateError> {
-    let (mut text, completed) = complete_last_line(text);
-    let mut reindented = 0;
+    check_printable(text)?;
+    let text = next_lines_as_line_feeds(text);
+    let (mut text, completed) = complete_last_line(&text);
+    let mut fixes = 0;
+    let mut shifts = Shifts::default();
     loop {
         let eof = completed.then(|| text.chars().count());
         let mut loader = Loader::new(&text, eof);
         let result = loader.document();
-        let quote_at = loader.under_indented_quote;
-        match (result, quote_at) {
-            (Err(e), Some(at)) if reindented < MAX_REINDENTS => match reindent_quoted(&text, at) {
-                Reindent::Fixed(fixed) => {
-                    text = Cow::Owned(fixed);
-                    reindented += 1;
-                }
-                Reindent::Unterminated => {
-                    let message = "invalid YAML: this quoted scalar is never closed".to_owned();
-                    return Err(TemplateError { message, ..e });
-                }
-                Reindent::NotPossible => return Err(e),
-            },
-            (result, _) => return result,
+        let fix = loader.fix;
+        let Err(e) = result else {
+            return result;
+        };
+        let fixed = match fix {
+            _ if fixes >= MAX_REINDENTS || fixes * text.len() > MAX_REPARSED_CHARS => {
+                Reindent::NotPossible
+            }
+            Some(Fix::Flow(at)) => reindent_flow(&text, at),
+            Some(Fix::Quoted(at)) => reindent_quoted(&text, at),
+            Some(Fix::TabsInQuoted(at)) => untab_line(&text, at),
+            Some(Fix::SpaceBeforeComment(at)) => space_before_comment(&text, at),
+            Some(Fix::SurrogatePairs(at)) => join_surrogate_pairs(&text, at),
+            None => Reindent::NotPossible,
+        };
+        match fixed {
+            Reindent::Fixed(fixed, added) if fixed != *text => {
+                shifts.add(&added);
+                text = Cow::Owned(fixed);
+                fixes += 1;
+            }
+            Reindent::Unterminated => {
+                let message = "invalid YAML: this quoted scalar is never closed".to_owned();
+                return Err(shifts.unshift(TemplateError { message, ..e }));
+            }
+            _ => return Err(shifts.unshift(e)),
         }
+    }
+}
+
+/// A PyYAML-style error for the first character that YAML does not allow in a text
+/// (control characters other than tab and line breaks, `DEL`, C1 controls but `NEL`,
+/// surrogates, `U+FFFE`, `U+FFFF`): PyYAML, and so cfn-flip, reject them, and a template
+/// that holds one is damaged. saphyr would read most of them as content.
+fn check_printable(text: &str) -> Result<(), TemplateError> {
+    let printable = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}')
+            || matches!(c, '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    };
+    if text.chars().all(printable) {
+        return Ok(());
+    }
+    let mut line = 1;
+    let mut column = 1;
+    for c in text.chars() {
+        if !printable(c) {
+            return Err(TemplateError {
+                line,
+                column,
+                message: format!(
+                    "invalid YAML: the character U+{:04X} is not allowed in a template \
+                     (control characters other than tab and line breaks are not)",
+                    u32::from(c)
+                ),
+            });
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The text with each `NEL` (U+0085) made a line feed, as YAML 1.1 readers (PyYAML, so
+/// cfn-flip) read it: a line break, folded like one in flow scalars and `\n` in block
+/// scalars. saphyr (YAML 1.2) reads it as an ordinary character.
+fn next_lines_as_line_feeds(text: &str) -> Cow<'_, str> {
+    if text.contains('\u{85}') {
+        Cow::Owned(text.replace('\u{85}', "\n"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Spaces added at the start of lines by the re-indenting fixes, by line (from 1), so that
+/// an error found afterwards is reported at its column in the original text.
+#[derive(Default)]
+struct Shifts(HashMap<usize, usize>);
+
+impl Shifts {
+    fn add(&mut self, added: &[(usize, usize)]) {
+        for &(line, spaces) in added {
+            *self.0.entry(line).or_default() += spaces;
+        }
+    }
+
+    fn unshift(&self, mut e: TemplateError) -> TemplateError {
+        if let Some(&spaces) = self.0.get(&e.line) {
+            e.column = e.column.saturating_sub(spaces).max(1);
+        }
+        e
     }
 }
 
@@ -82,8 +179,25 @@ fn complete_last_line(text: &str) -> (Cow<'_, str>, bool) {
     }
 }
 
+/// A change to the text that YAML 1.1 readers would not need, found where saphyr stopped
+/// (each position in characters).
+#[derive(Clone, Copy)]
+enum Fix {
+    /// Indent the lines of the flow collection that starts here.
+    Flow(usize),
+    /// Indent the continuation lines of the quoted scalar that starts here.
+    Quoted(usize),
+    /// Make spaces of the tabs that start this continuation line of a quoted scalar.
+    TabsInQuoted(usize),
+    /// Put a space before the comment that starts here.
+    SpaceBeforeComment(usize),
+    /// Write the `\uD83D\uDE00` escapes of the double-quoted scalar that starts here as one.
+    SurrogatePairs(usize),
+}
+
 enum Reindent {
-    Fixed(String),
+    /// The new text, and the spaces added: (line from 1, spaces) for each line changed.
+    Fixed(String, Vec<(usize, usize)>),
     Unterminated,
     NotPossible,
 }
@@ -123,21 +237,188 @@ fn reindent_quoted(text: &str, at: usize) -> Reindent {
             _ => {}
         }
     };
+    indent_lines_after(text, start, end, column)
+}
+
+/// The text with spaces for the tabs that start the line holding character `at`, a
+/// continuation line of a quoted scalar.
+///
+/// PyYAML folds tabs and spaces alike at the start of such lines; saphyr takes a tab there
+/// for indentation. The line's leading blanks are folded away, so the value does not change.
+fn untab_line(text: &str, at: usize) -> Reindent {
+    let Some((tab, '\t')) = text.char_indices().nth(at) else {
+        return Reindent::NotPossible;
+    };
+    let line_start = text[..tab].rfind('\n').map_or(0, |i| i + 1);
+    let blanks =
+        text[line_start..].len() - text[line_start..].trim_start_matches([' ', '\t']).len();
+    let leading = text[line_start..line_start + blanks].replace('\t', " ");
+    let fixed = format!(
+        "{}{leading}{}",
+        &text[..line_start],
+        &text[line_start + blanks..]
+    );
+    Reindent::Fixed(fixed, Vec::new())
+}
+
+/// The text with a space before the comment that starts at character `at`.
+///
+/// PyYAML starts a comment at a `#` wherever a token may start, e.g. right after `}` or a
+/// closing quote; saphyr (YAML 1.2) wants a space before it. A comment runs to the end of
+/// its line, so no later column on the line moves.
+fn space_before_comment(text: &str, at: usize) -> Reindent {
+    let Some((hash, '#')) = text.char_indices().nth(at) else {
+        return Reindent::NotPossible;
+    };
+    Reindent::Fixed(format!("{} {}", &text[..hash], &text[hash..]), Vec::new())
+}
+
+/// The text with each surrogate pair of `\u` escapes (`\uD83D\uDE00`) in the double-quoted
+/// scalar that starts at character `at` written as the one `\U` escape it stands for.
+///
+/// PyYAML reads the two halves, which join into one character in any UTF-16 reader (and in
+/// cfn-flip's JSON); saphyr rejects a `\u` escape of half a character. A lone half stays an
+/// error.
+fn join_surrogate_pairs(text: &str, at: usize) -> Reindent {
+    let Some((quote, '"')) = text.char_indices().nth(at) else {
+        return Reindent::NotPossible;
+    };
+    let hex_at = |i: usize| {
+        text.get(i..i + 6)
+            .and_then(|e| e.strip_prefix("\\u"))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    let mut fixed = String::with_capacity(text.len());
+    fixed.push_str(&text[..=quote]);
+    let mut joined = false;
+    let mut i = quote + 1;
+    while let Some(c) = text[i..].chars().next() {
+        match c {
+            '"' => break,
+            '\\' => {
+                if let (Some(high @ 0xD800..=0xDBFF), Some(low @ 0xDC00..=0xDFFF)) =
+                    (hex_at(i), hex_at(i + 6))
+                {
+                    let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                    fixed.push_str(&format!("\\U{code:08X}"));
+                    joined = true;
+                    i += 12;
+                    continue;
+                }
+                // Any other escape: keep it and the character it escapes.
+                let escaped = text[i + 1..].chars().next().map_or(0, char::len_utf8);
+                fixed.push_str(&text[i..i + 1 + escaped]);
+                i += 1 + escaped;
+                continue;
+            }
+            _ => fixed.push(c),
+        }
+        i += c.len_utf8();
+    }
+    if !joined {
+        return Reindent::NotPossible;
+    }
+    fixed.push_str(&text[i..]);
+    Reindent::Fixed(fixed, Vec::new())
+}
+
+/// The text with the lines after the one holding byte `start`, up to the one holding byte
+/// `end`, indented to at least `column` (blank lines are left alone).
+///
+/// Only for lines inside a flow collection or a quoted scalar, where leading blanks mean
+/// nothing, so the value does not change. A document marker (`---`, `...`) at the start of
+/// such a line ends the document for every reader: no fix then.
+fn indent_lines_after(text: &str, start: usize, end: usize, column: usize) -> Reindent {
+    let first_line = text[..start].matches('\n').count() + 1;
     let mut fixed = String::with_capacity(text.len() + 64);
+    let mut added = Vec::new();
     fixed.push_str(&text[..start]);
     let mut lines = text[start..end].split('\n');
     fixed.push_str(lines.next().unwrap_or_default());
-    for line in lines {
+    for (n, line) in lines.enumerate() {
         if line.starts_with("---") || line.starts_with("...") {
-            return Reindent::NotPossible; // a document marker ends the scalar for every reader
+            return Reindent::NotPossible;
         }
         let blanks = line.len() - line.trim_start_matches(' ').len();
         fixed.push('\n');
-        fixed.extend(std::iter::repeat_n(' ', column.saturating_sub(blanks)));
+        let is_blank = line.trim_start_matches([' ', '\t', '\r']).is_empty();
+        if !is_blank && blanks < column {
+            fixed.extend(std::iter::repeat_n(' ', column - blanks));
+            added.push((first_line + 1 + n, column - blanks));
+        }
         fixed.push_str(line);
     }
     fixed.push_str(&text[end..]);
-    Reindent::Fixed(fixed)
+    Reindent::Fixed(fixed, added)
+}
+
+/// The text with the lines of the flow collection that starts at character `at` (its `[`
+/// or `{`) indented past its first character.
+///
+/// YAML 1.2 (saphyr) wants the lines of a flow collection indented more than the enclosing
+/// block; YAML 1.1 readers (PyYAML, CloudFormation) ignore indentation inside flow
+/// collections, and real templates rely on it, e.g. a multi-line `Resource: [` whose closing
+/// `]` sits under its key. Leading blanks inside a flow collection mean nothing, so the
+/// value does not change.
+fn reindent_flow(text: &str, at: usize) -> Reindent {
+    let Some((start, '[' | '{')) = text.char_indices().nth(at) else {
+        return Reindent::NotPossible;
+    };
+    let Some(end) = flow_end(text, start) else {
+        return Reindent::NotPossible;
+    };
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count();
+    indent_lines_after(text, start, end + 1, column + 1)
+}
+
+/// The byte of the `]` or `}` that closes the flow collection opened at byte `start`.
+///
+/// Exact in flow context: plain scalars there cannot hold `[]{},`, so only quoted scalars
+/// and comments need skipping. A quote opens a scalar only where a token can start.
+fn flow_end(text: &str, start: usize) -> Option<usize> {
+    let mut depth = 0_usize;
+    let mut chars = text[start..].char_indices().map(|(i, c)| (start + i, c));
+    let mut previous = ' ';
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            '#' if previous.is_whitespace() => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '\'' | '"' if previous.is_whitespace() || "[{,:".contains(previous) => {
+                let quote = c;
+                loop {
+                    match chars.next()? {
+                        (_, '\\') if quote == '"' => {
+                            chars.next()?;
+                        }
+                        (j, q) if q == quote => {
+                            if quote == '\'' && text[j + 1..].starts_with('\'') {
+                                chars.next();
+                            } else {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        previous = if c == '#' { '\n' } else { c };
+    }
+    None
 }
 
 struct Loader<'input> {
@@ -149,9 +430,13 @@ struct Loader<'input> {
     anchors: HashMap<usize, Anchored>,
     /// Nodes copied by aliases so far.
     alias_nodes: usize,
-    /// Where (in characters) a quoted scalar with under-indented lines starts, if the
-    /// parser stopped on one.
-    under_indented_quote: Option<usize>,
+    /// How to change the text so that it reads, if the parser stopped on something that
+    /// YAML 1.1 readers accept and saphyr does not.
+    fix: Option<Fix>,
+    /// Where (in characters) the sequences and mappings being built start.
+    open: Vec<usize>,
+    /// Where (in characters) the last event read ends.
+    last_event_end: usize,
 }
 
 struct Anchored {
@@ -193,7 +478,9 @@ impl<'input> Loader<'input> {
             parser: Parser::new_from_str(text),
             anchors: HashMap::new(),
             alias_nodes: 0,
-            under_indented_quote: None,
+            fix: None,
+            open: Vec::new(),
+            last_event_end: 0,
         }
     }
 
@@ -240,7 +527,10 @@ impl<'input> Loader<'input> {
     /// The next event, or the parser's error with its position.
     fn next(&mut self) -> Result<(Event<'input>, Span), TemplateError> {
         match self.parser.next_event() {
-            Some(Ok(next)) => Ok(next),
+            Some(Ok(next)) => {
+                self.last_event_end = next.1.end.index();
+                Ok(next)
+            }
             Some(Err(e)) => Err(self.scan_error(&e)),
             None => Err(error(
                 Marker::new(
@@ -267,11 +557,17 @@ impl<'input> Loader<'input> {
             }
             Event::SequenceStart(anchor, tag) => {
                 let tag = classify(tag.as_deref(), span)?;
-                (anchor, self.sequence(tag, span, depth)?)
+                self.open.push(span.start.index());
+                let value = self.sequence(tag, span, depth)?;
+                self.open.pop();
+                (anchor, value)
             }
             Event::MappingStart(anchor, tag) => {
                 let tag = classify(tag.as_deref(), span)?;
-                (anchor, self.mapping(tag, span, depth)?)
+                self.open.push(span.start.index());
+                let value = self.mapping(tag, span, depth)?;
+                self.open.pop();
+                (anchor, value)
             }
             Event::Alias(id) => (0, self.alias(id, span, depth)?),
             other => return Err(unexpected(&other, span)),
@@ -405,12 +701,9 @@ impl<'input> Loader<'input> {
                     return Err(error(key_span.start, "duplicate merge key \"<<\""));
                 }
                 merged = merge_sources(value, value_span)?;
-            } else if entries.contains_key(&key) {
-                return Err(error(
-                    key_span.start,
-                    format!("duplicate key {key:?} (CloudFormation rejects duplicate keys)"),
-                ));
             } else {
+                // A duplicate key keeps its first place and takes its last value, as in
+                // CloudFormation and cfn-flip.
                 entries.insert(key, value);
             }
         }
@@ -509,9 +802,22 @@ impl<'input> Loader<'input> {
 
     fn scan_error(&mut self, e: &ScanError) -> TemplateError {
         let mark = *e.marker();
-        if e.info() == "invalid indentation in quoted scalar" {
-            self.under_indented_quote = Some(mark.index());
-        }
+        let at = mark.index();
+        self.fix = match e.info() {
+            "tab cannot be used as indentation" => Some(Fix::TabsInQuoted(at)),
+            "while parsing a quoted scalar, found invalid Unicode character escape code" => {
+                Some(Fix::SurrogatePairs(at))
+            }
+            "comments must be separated from other tokens by whitespace" => {
+                Some(Fix::SpaceBeforeComment(at))
+            }
+            info if info.contains("indentation") => {
+                self.outermost_open_flow(at).map(Fix::Flow).or_else(|| {
+                    (info == "invalid indentation in quoted scalar").then_some(Fix::Quoted(at))
+                })
+            }
+            _ => None,
+        };
         let mut message = format!("invalid YAML: {}", e.info());
         if second_tag_at(self.text, mark.index()) {
             // `!Base64 !Sub x` puts two tags on one node: YAML forbids it, CloudFormation's
@@ -522,6 +828,55 @@ impl<'input> Loader<'input> {
             );
         }
         error(mark, message)
+    }
+}
+
+impl Loader<'_> {
+    /// Where (in characters) the outermost flow collection open at character `at` starts.
+    ///
+    /// That is the first sequence or mapping being built whose node starts (after its tag
+    /// and anchor) with `[` or `{`, or else, as the parser reads a few tokens ahead, a `[`
+    /// or `{` that starts a node between the last event read and `at`.
+    fn outermost_open_flow(&self, at: usize) -> Option<usize> {
+        let chars: Vec<char> = self.text.chars().collect();
+        let flow_start = |mut i: usize| {
+            while let Some('!' | '&') = chars.get(i) {
+                while chars.get(i).is_some_and(|c| !c.is_whitespace()) {
+                    i += 1;
+                }
+                while chars.get(i).is_some_and(|c| c.is_whitespace()) {
+                    i += 1;
+                }
+            }
+            matches!(chars.get(i), Some('[' | '{')).then_some(i)
+        };
+        if let Some(start) = self.open.iter().find_map(|&start| flow_start(start)) {
+            return Some(start);
+        }
+        // Not yet an event: look at the text read ahead, outside comments and quotes.
+        let mut previous = '\n';
+        let mut in_comment = false;
+        let ahead = at.saturating_sub(self.last_event_end);
+        for (i, &c) in chars
+            .iter()
+            .enumerate()
+            .skip(self.last_event_end)
+            .take(ahead)
+        {
+            if in_comment {
+                in_comment = c != '\n';
+            } else if c == '#' && previous.is_whitespace() {
+                in_comment = true;
+            } else if matches!(c, '[' | '{')
+                && (previous.is_whitespace() || ":-?".contains(previous))
+            {
+                return Some(i);
+            } else if matches!(c, '\'' | '"') {
+                return None;
+            }
+            previous = c;
+        }
+        None
     }
 }
 
