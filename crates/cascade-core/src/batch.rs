@@ -236,19 +236,15 @@ mod tests {
 
     fn state(name: &str, outcome: Option<Outcome>) -> StackState {
         StackState {
-            stack_name: name.into(),
-            stack_id: format!("id-{name}"),
-            strategy: Some(Strategy::Recreate),
-            resources: vec!["Fn".into()],
             phase: Phase::Restore,
             outcome,
-            reason: outcome.map(|o| format!("{o:?}")),
-            failed_resources: vec![],
-            started_at: None,
-            finished_at: None,
-            attempt: 1,
-            update_issued_at: None,
-            restore_before_retry: false,
+            reason: outcome.map(|o| o.to_string()),
+            ..StackState::new(
+                name,
+                format!("id-{name}"),
+                Some(Strategy::Recreate),
+                vec!["Fn".into()],
+            )
         }
     }
 

@@ -15,7 +15,7 @@ use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
 use cascade_aws::run::{Observer, RunEvent, RunSummary, mark_failed_for_retry, run_batch};
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::slack::{RetryPolicy, SlackDelivery, post_message, webhook_url};
-use cascade_core::batch::{BatchManifest, new_batch_id};
+use cascade_core::batch::new_batch_id;
 use cascade_core::plan::Plan;
 use cascade_core::report::markdown::render_markdown;
 use cascade_core::report::slack::slack_message;
@@ -78,15 +78,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         let batch = new_batch_id(Timestamp::now(), random());
-        let manifest = BatchManifest::new(
-            batch,
-            "cli",
-            Timestamp::now(),
-            secrets,
-            args.strategy.into(),
-            plan,
-        );
-        refresher.batches().create(manifest).await?
+        refresher
+            .batches()
+            .start(&batch, "cli", &secrets, args.strategy.into(), plan)
+            .await?
     };
 
     let cancel = Arc::new(AtomicBool::new(false));
