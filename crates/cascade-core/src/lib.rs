@@ -7,11 +7,16 @@
 //! - [`finder`] finds every reference to a secret in a stack; [`graph`] follows what depends
 //!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
+//! - [`glob`] and [`digest`] are the shared helpers: wildcard matching and SHA-256 hex;
+//!   [`defaults`] holds the default refresh timings every entry point uses.
 
 pub mod batch;
+pub mod defaults;
+pub mod digest;
 pub mod dynref;
 pub mod eval;
 pub mod finder;
+pub mod glob;
 pub mod graph;
 pub mod plan;
 pub mod refresh;
