@@ -202,6 +202,15 @@ impl Store {
             Store::Local(_) => None,
         }
     }
+
+    /// Objects in the S3 bucket `bucket`, at its root.
+    pub fn s3(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Store::S3 {
+            client,
+            bucket: bucket.into(),
+            prefix: String::new(),
+        }
+    }
 }
 
 fn collect_files(root: &Path, dir: &Path, keys: &mut Vec<String>) -> Result<(), StoreError> {

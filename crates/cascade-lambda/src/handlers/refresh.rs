@@ -12,6 +12,7 @@ use cascade_core::report::{Outcome, Phase};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::RefreshConfig;
 use crate::error::{ErrorKind, HandlerError};
 use crate::handlers::Context;
 
@@ -76,8 +77,11 @@ pub struct StepResult {
 }
 
 /// Handles a `refresh` event.
-pub async fn handle(context: &Context, event: RefreshEvent) -> Result<Value, HandlerError> {
-    let refresher = context.refresher()?;
+pub async fn handle(
+    context: &Context<RefreshConfig>,
+    event: RefreshEvent,
+) -> Result<StepResult, HandlerError> {
+    let refresher = context.refresher();
     let batch = event.batch_id.as_str();
     let manifest = load_manifest(&refresher, batch).await?;
     let plan = manifest
@@ -136,13 +140,12 @@ pub async fn handle(context: &Context, event: RefreshEvent) -> Result<Value, Han
             }
         }
     };
-    Ok(serde_json::to_value(StepResult {
+    Ok(StepResult {
         batch_id: event.batch_id,
         stack: event.stack,
         next,
         wait_seconds: event.wait_seconds.max(1),
     })
-    .expect("serialisable"))
 }
 
 fn waiting_or_done(state: &StackState) -> Next {

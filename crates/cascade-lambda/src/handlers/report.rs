@@ -9,6 +9,7 @@ use cascade_core::report::Totals;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::ReportConfig;
 use crate::error::{ErrorKind, HandlerError};
 use crate::handlers::Context;
 
@@ -34,8 +35,11 @@ pub struct ReportResult {
 }
 
 /// Handles a `report` event.
-pub async fn handle(context: &Context, event: ReportEvent) -> Result<Value, HandlerError> {
-    let refresher = context.refresher()?;
+pub async fn handle(
+    context: &Context<ReportConfig>,
+    event: ReportEvent,
+) -> Result<ReportResult, HandlerError> {
+    let refresher = context.refresher();
     let input = &event.input;
     let batch_id = input
         .pointer("/discovery/batch_id")
@@ -78,12 +82,11 @@ pub async fn handle(context: &Context, event: ReportEvent) -> Result<Value, Hand
     }
     let report = build_report(&manifest, &states, Some(&now()));
     write_report(&refresher, &report).await?;
-    Ok(serde_json::to_value(ReportResult {
+    Ok(ReportResult {
         batch_id,
         report_key: keys::report_json(&report.batch_id),
         totals: report.totals,
     })
-    .expect("serialisable"))
 }
 
 /// `{"Error": ..., "Cause": ...}` in a line; a Lambda error's cause is its JSON body.
