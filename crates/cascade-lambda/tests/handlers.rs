@@ -19,12 +19,11 @@ async fn handle(context: &FunctionContext, event: Value) -> Result<Value, Handle
     Ok(serde_json::to_value(response).unwrap())
 }
 
-#[tokio::test]
-async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() {
-    let local = LocalStack::start().unwrap();
-    let config = local.sdk_config().await;
+/// An account with the bucket `reports`, the secret `prod/db` and `stacks` that use it.
+async fn account(local: &LocalStack, stacks: &[&str]) -> cascade_aws::Clients {
     let clients = local.clients().await;
-    aws_sdk_s3::Client::new(&config)
+    clients
+        .s3
         .create_bucket()
         .bucket("reports")
         .send()
@@ -38,13 +37,23 @@ async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() 
         .send()
         .await
         .unwrap();
-    aws_sdk_cloudformation::Client::new(&config)
-        .create_stack()
-        .stack_name("app")
-        .template_body("Resources:\n  S:\n    Type: AWS::AppRunner::Service\n    Properties:\n      P: '{{resolve:secretsmanager:prod/db}}'\n")
-        .send()
-        .await
-        .unwrap();
+    for name in stacks {
+        clients
+            .cloudformation
+            .create_stack()
+            .stack_name(*name)
+            .template_body("Resources:\n  S:\n    Type: AWS::AppRunner::Service\n    Properties:\n      P: '{{resolve:secretsmanager:prod/db}}'\n")
+            .send()
+            .await
+            .unwrap();
+    }
+    clients
+}
+
+#[tokio::test]
+async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() {
+    let local = LocalStack::start().unwrap();
+    let clients = account(&local, &["app"]).await;
 
     let input = json!({
         "batch_id": "b-gone", "tickets": [], "secrets": ["prod/db", "prod/gone"], "stacks": null,
@@ -77,7 +86,8 @@ async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() 
     .await
     .unwrap();
     let key = reported["report_key"].as_str().unwrap();
-    let body = aws_sdk_s3::Client::new(&config)
+    let body = clients
+        .s3
         .get_object()
         .bucket("reports")
         .key(key)
@@ -125,31 +135,7 @@ async fn a_bad_event_is_named_invalid_input() {
 #[tokio::test]
 async fn a_ticket_stack_not_in_the_plan_is_a_note_of_the_batch() {
     let local = LocalStack::start().unwrap();
-    let config = local.sdk_config().await;
-    let clients = local.clients().await;
-    aws_sdk_s3::Client::new(&config)
-        .create_bucket()
-        .bucket("reports")
-        .send()
-        .await
-        .unwrap();
-    clients
-        .secrets
-        .create_secret()
-        .name("prod/db")
-        .secret_string("x")
-        .send()
-        .await
-        .unwrap();
-    let cfn = aws_sdk_cloudformation::Client::new(&config);
-    for name in ["app", "api"] {
-        cfn.create_stack()
-            .stack_name(name)
-            .template_body("Resources:\n  S:\n    Type: AWS::AppRunner::Service\n    Properties:\n      P: '{{resolve:secretsmanager:prod/db}}'\n")
-            .send()
-            .await
-            .unwrap();
-    }
+    let clients = account(&local, &["app", "api"]).await;
 
     let execution = "arn:aws:states:us-east-1:123456789012:execution:sm:b-subset";
     let input = json!({
@@ -174,7 +160,8 @@ async fn a_ticket_stack_not_in_the_plan_is_a_note_of_the_batch() {
     )
     .await
     .unwrap();
-    let body = aws_sdk_s3::Client::new(&config)
+    let body = clients
+        .s3
         .get_object()
         .bucket("reports")
         .key(reported["report_key"].as_str().unwrap())
