@@ -34,15 +34,13 @@ use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, TemplateStage}
 use cascade_aws::Clients;
 use cascade_aws::discovery::plan_secrets;
 use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
-use cascade_aws::run::{
-    Observer, Quiet, RunEvent, RunSummary, load_manifest, load_states, mark_failed_for_retry,
-    run_batch, start_batch,
-};
+use cascade_aws::run::{Observer, Quiet, RunEvent, RunSummary, mark_failed_for_retry, run_batch};
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::store::Store;
-use cascade_core::batch::{BatchManifest, StackState, keys};
+use cascade_core::batch::{BatchManifest, keys};
 use cascade_core::plan::{Strategy, StrategyChoice};
-use cascade_core::refresh::Progress;
+use cascade_core::refresh::StackState;
+use cascade_core::refresh::UpdateProgress;
 use cascade_core::report::{Outcome, Phase, Report, StackReport};
 use cascade_core::secret::Secret;
 use cascade_core::template::read_template;
@@ -471,15 +469,17 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
         "a12-deleted should be gone"
     );
 
-    let manifest = start_batch(
-        &refresher,
-        BATCH,
-        "e2e-test",
-        &secrets,
-        StrategyChoice::Auto,
-        plan,
-    )
-    .await?;
+    let manifest = refresher
+        .batches()
+        .create(BatchManifest::new(
+            BATCH,
+            "e2e-test",
+            jiff::Timestamp::now(),
+            secrets.to_vec(),
+            StrategyChoice::Auto,
+            plan,
+        ))
+        .await?;
     let mut figures = Figures::default();
 
     // Run 1: interrupted when a05 enters phase remove. Its removal update has completed by
@@ -499,8 +499,8 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
             "a05-interrupt-remove"
         ]
     );
-    let manifest = load_manifest(&refresher, BATCH).await?;
-    let states = load_states(&refresher, &manifest).await?;
+    let manifest = refresher.batches().manifest(BATCH).await?;
+    let states = refresher.batches().states(&manifest).await?;
     let a05 = state_of(&states, "a05-interrupt-remove");
     assert_eq!((a05.outcome, a05.phase), (None, Phase::Restore), "{a05:?}");
     assert!(
@@ -528,8 +528,8 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
         ],
         "stacks decided in run 1 are not started again"
     );
-    let manifest = load_manifest(&refresher, BATCH).await?;
-    let states = load_states(&refresher, &manifest).await?;
+    let manifest = refresher.batches().manifest(BATCH).await?;
+    let states = refresher.batches().states(&manifest).await?;
     let a08 = state_of(&states, "a08-interrupt-begin");
     assert_eq!((a08.outcome, a08.phase), (None, Phase::Remove), "{a08:?}");
     assert!(a08.update_issued_at.is_some());
@@ -551,7 +551,7 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
             &Arc::new(AtomicBool::new(false)),
         )
         .await?;
-    assert_eq!(look.progress, Progress::Complete, "{look:?}");
+    assert_eq!(look.progress, UpdateProgress::Complete, "{look:?}");
     let restored = snapshot(&cfn, "a08-interrupt-begin").await?;
     let original = &before["a08-interrupt-begin"];
     assert_eq!(restored.template, original.template, "byte for byte");
@@ -585,8 +585,8 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
         ]
     );
     let report = run3.report.clone();
-    let manifest = load_manifest(&refresher, BATCH).await?;
-    let states = load_states(&refresher, &manifest).await?;
+    let manifest = refresher.batches().manifest(BATCH).await?;
+    let states = refresher.batches().states(&manifest).await?;
 
     // ---- the report
     let outcomes: BTreeMap<&str, Outcome> = report
@@ -767,7 +767,7 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
             &Arc::new(AtomicBool::new(false)),
         )
         .await?;
-    assert_eq!(look.progress, Progress::RolledBack, "{look:?}");
+    assert_eq!(look.progress, UpdateProgress::RolledBack, "{look:?}");
     let function_failures = events(&cfn, "a04-restore-fails")
         .await?
         .iter()
@@ -978,15 +978,17 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
         "skipped: {:?}",
         plan2.skipped
     );
-    let manifest2 = start_batch(
-        &refresher,
-        PIN_BATCH,
-        "e2e-test",
-        &secrets2,
-        StrategyChoice::Auto,
-        plan2,
-    )
-    .await?;
+    let manifest2 = refresher
+        .batches()
+        .create(BatchManifest::new(
+            PIN_BATCH,
+            "e2e-test",
+            jiff::Timestamp::now(),
+            secrets2.to_vec(),
+            StrategyChoice::Auto,
+            plan2,
+        ))
+        .await?;
     let summary2 = run_batch(
         &refresher,
         manifest2,
@@ -1077,15 +1079,17 @@ async fn a_failed_stack_is_refreshed_when_retried_after_its_cause_is_removed() -
     let secrets = resolve_secrets(&clients, &["e2e/db".to_string()]).await?;
     let plan = plan_secrets(&clients, &secrets, StrategyChoice::Auto, 8).await?;
     assert_eq!(plan.stacks.len(), 2);
-    let manifest = start_batch(
-        &refresher,
-        "retry-batch",
-        "e2e-test",
-        &secrets,
-        StrategyChoice::Auto,
-        plan,
-    )
-    .await?;
+    let manifest = refresher
+        .batches()
+        .create(BatchManifest::new(
+            "retry-batch",
+            "e2e-test",
+            jiff::Timestamp::now(),
+            secrets.to_vec(),
+            StrategyChoice::Auto,
+            plan,
+        ))
+        .await?;
     let cancel = Arc::new(AtomicBool::new(false));
     let first = run_batch(&refresher, manifest, &Quiet, &cancel).await?;
     assert_eq!(
@@ -1118,11 +1122,11 @@ async fn a_failed_stack_is_refreshed_when_retried_after_its_cause_is_removed() -
     );
     let fixed_resources = resources(&cfn, "r1-removal-fails").await?;
 
-    let manifest = load_manifest(&refresher, "retry-batch").await?;
+    let manifest = refresher.batches().manifest("retry-batch").await?;
     let mut retried = mark_failed_for_retry(&refresher, &manifest).await?;
     retried.sort();
     assert_eq!(retried, ["r1-removal-fails", "r2-restore-fails"]);
-    let manifest = load_manifest(&refresher, "retry-batch").await?;
+    let manifest = refresher.batches().manifest("retry-batch").await?;
     let second = run_batch(&refresher, manifest, &Quiet, &cancel).await?;
     let r1 = line(&second.report, "r1-removal-fails");
     assert_eq!(r1.outcome, Outcome::Refreshed, "{r1:#?}");
@@ -1138,8 +1142,8 @@ async fn a_failed_stack_is_refreshed_when_retried_after_its_cause_is_removed() -
     assert_ne!(after.resources["Function"], fixed_resources["Function"]);
     // The operator's update, then the retry's removal and restore.
     assert_eq!(updates_completed(&cfn, "r1-removal-fails").await?, 3);
-    let manifest = load_manifest(&refresher, "retry-batch").await?;
-    let states = load_states(&refresher, &manifest).await?;
+    let manifest = refresher.batches().manifest("retry-batch").await?;
+    let states = refresher.batches().states(&manifest).await?;
     assert_eq!(state_of(&states, "r1-removal-fails").attempt, 2);
 
     let r2 = line(&second.report, "r2-restore-fails");
@@ -1198,15 +1202,17 @@ async fn noecho_values_are_never_saved() -> anyhow::Result<()> {
     let refresher = s3_refresher(&clients).await?;
     let secrets = resolve_secrets(&clients, &["e2e/db".to_string()]).await?;
     let plan = plan_secrets(&clients, &secrets, StrategyChoice::Auto, 8).await?;
-    let manifest = start_batch(
-        &refresher,
-        "noecho-batch",
-        "e2e-test",
-        &secrets,
-        StrategyChoice::Auto,
-        plan,
-    )
-    .await?;
+    let manifest = refresher
+        .batches()
+        .create(BatchManifest::new(
+            "noecho-batch",
+            "e2e-test",
+            jiff::Timestamp::now(),
+            secrets.to_vec(),
+            StrategyChoice::Auto,
+            plan,
+        ))
+        .await?;
     let summary = run_batch(
         &refresher,
         manifest,

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aws_sdk_cloudformation::types::{Stack, StackStatus, TemplateStage};
+use aws_sdk_cloudformation::types::{Stack, StackStatus};
 use cascade_core::plan::{Plan, PlanOptions, StackOutcome, Strategy, StrategyChoice, plan_account};
 use cascade_core::secret::Secret;
 use cascade_core::stack::StackInfo;
@@ -16,7 +16,8 @@ use futures::stream::{self, StreamExt};
 use tracing::{debug, warn};
 
 use crate::clients::Clients;
-use crate::error::AwsError;
+use crate::error::{AwsError, ErrorKind};
+use crate::stacks::{describe_stack, original_template};
 
 /// Default number of templates read at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -127,17 +128,14 @@ pub async fn plan_one_stack(
     secrets: &[Secret],
     strategy: StrategyChoice,
 ) -> Result<Option<StackOutcome>, AwsError> {
-    let described = clients
-        .cloudformation
-        .describe_stacks()
-        .stack_name(stack_name)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("cloudformation:DescribeStacks", e))?;
-    let Some(stack) = described.stacks().first() else {
-        return Ok(None);
-    };
-    let mut info = stack_info(stack);
+    let stack = describe_stack(clients, stack_name).await?.ok_or_else(|| {
+        AwsError::other(
+            "cloudformation:DescribeStacks",
+            ErrorKind::NotFound,
+            format!("stack {stack_name} does not exist"),
+        )
+    })?;
+    let mut info = stack_info(&stack);
     info.template = read_original_template(clients, stack_name).await;
     info.stack_policy = read_stack_policy(clients, stack_name).await?;
     let mut options = PlanOptions {
@@ -237,18 +235,10 @@ async fn read_original_template(
     clients: &Clients,
     stack_name: &str,
 ) -> Result<serde_json::Value, String> {
-    let out = clients
-        .cloudformation
-        .get_template()
-        .stack_name(stack_name)
-        .template_stage(TemplateStage::Original)
-        .send()
+    let body = original_template(clients, stack_name)
         .await
-        .map_err(|e| AwsError::call("cloudformation:GetTemplate", e).to_string())?;
-    let body = out
-        .template_body()
-        .ok_or_else(|| "GetTemplate returned no template body".to_string())?;
-    read_template(body).map_err(|e| format!("the template is not valid: {e}"))
+        .map_err(|e| e.to_string())?;
+    read_template(&body).map_err(|e| format!("the template is not valid: {e}"))
 }
 
 async fn read_stack_policy(
@@ -295,7 +285,7 @@ async fn list_imports(clients: &Clients, export: &str) -> Option<Vec<String>> {
             }
             Err(e) => {
                 let e = AwsError::call("cloudformation:ListImports", e);
-                if e.to_string().contains("is not imported by any stack") {
+                if e.kind() == ErrorKind::NotFound {
                     return Some(Vec::new());
                 }
                 warn!(export, error = %e, "ListImports failed; relying on the imports found in templates");

@@ -151,6 +151,19 @@ pub enum GateError {
     },
 }
 
+impl GateError {
+    /// The AWS error behind the failure.
+    pub fn cause(&self) -> &AwsError {
+        match self {
+            GateError::ListExecutions { cause, .. }
+            | GateError::Receive { cause, .. }
+            | GateError::Start { cause, .. }
+            | GateError::DeleteIgnored { cause, .. }
+            | GateError::Delete { cause, .. } => cause,
+        }
+    }
+}
+
 /// How [`start_batch_execution`] went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartOutcome {

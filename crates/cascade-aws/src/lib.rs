@@ -1,9 +1,17 @@
-//! The AWS side of Secret Cascade: SDK clients (with an endpoint override for the local
-//! stack), secret resolution and discovery of the stacks of an account.
+//! The AWS side of Secret Cascade. Everything that talks to AWS lives here; what to do
+//! with the answers is decided in `cascade-core`.
 //!
-//! Everything that talks to AWS lives here; what to do with the answers is decided in
-//! `cascade-core`.
+//! - [`clients`]: SDK clients built once (endpoint override for the local stack), and
+//!   [`calls`], which counts their calls; [`error`] classifies every failure once, by kind.
+//! - [`secrets`] resolves the changed secrets; [`stacks`] reads one stack;
+//!   [`discovery`] finds and plans the dependent stacks of an account.
+//! - [`refresh`] carries out the refresh steps of one stack; [`run`] runs a whole batch
+//!   from one machine; [`store`] and [`batch_store`] keep a batch's state, originals and
+//!   report (S3 or a directory).
+//! - [`gatekeeper`] turns queued tickets into one execution at a time; [`slack`] posts
+//!   the message.
 
+pub mod batch_store;
 pub mod calls;
 pub mod clients;
 pub mod discovery;
@@ -13,6 +21,7 @@ pub mod refresh;
 pub mod run;
 pub mod secrets;
 pub mod slack;
+pub mod stacks;
 pub mod store;
 
 pub use clients::{AwsOptions, Clients};

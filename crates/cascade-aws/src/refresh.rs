@@ -1,28 +1,33 @@
-//! The refresh steps of one stack (DESIGN.md §2), each callable on its own and each saving
-//! the stack's state: `begin` (save the original, first update), `poll` (read the status),
-//! `finish` (recreate: update back to the original) and `restore` (put back the saved
-//! original at any time). The CLI calls them in a loop; the state machine calls them one by
-//! one.
+//! The refresh steps of one stack (DESIGN.md §2) carried out against CloudFormation, each
+//! saving the stack's state: `begin` (save the original, first update), `poll` / `wait`
+//! (look at the update), `settle` (what the look means), `finish` (recreate: update back
+//! to the original) and `restore` (put back the saved original at any time). What the
+//! state becomes is decided in `cascade_core::refresh::state`; the CLI's batch runner and
+//! the Lambda `refresh` handler call these steps.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use aws_sdk_cloudformation::types::{Capability, Parameter, TemplateStage};
-use aws_smithy_types::date_time::Format;
-use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, SavedOriginal, StackState, keys};
+use aws_sdk_cloudformation::types::{Capability, Parameter, Stack};
+use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, SavedOriginal};
 use cascade_core::plan::{StackPlan, Strategy, template_digest};
 use cascade_core::refresh::{
-    MAX_TEMPLATE_BODY_BYTES, Progress, classify_status, client_request_token,
-    is_no_updates_message, pinned_template, removal_template,
+    Look, MAX_TEMPLATE_BODY_BYTES, Observation, Settled, StackState, UpdateAnswer, UpdateProgress,
+    UpdateStep, client_request_token, manual_restore_token, pinned_template, removal_template,
+    update_timed_out,
 };
-use cascade_core::report::{FailedResource, Outcome, Phase};
-use cascade_core::stack::StackInfo;
+use cascade_core::report::{FailedResource, Outcome};
+use cascade_core::stack::{MASKED_VALUE, StackInfo, UPDATABLE_STATUSES, no_echo_parameters};
 use cascade_core::template::read_template;
+use jiff::Timestamp;
+use serde_json::Value;
 use tracing::{info, warn};
 
+use crate::batch_store::BatchStore;
 use crate::clients::Clients;
 use crate::error::AwsError;
+use crate::stacks::{describe_stack, original_template};
 use crate::store::{Store, StoreError};
 
 /// How to wait for an update.
@@ -32,7 +37,7 @@ pub struct PollPolicy {
     pub initial: Duration,
     /// Longest wait between two looks (the wait grows by half each time).
     pub max: Duration,
-    /// Longest wait for one update before giving up on it.
+    /// Longest wait for one update, from when it was issued, before giving up on it.
     pub max_wait: Duration,
 }
 
@@ -66,17 +71,6 @@ pub struct Refresher {
     pub settings: RefreshSettings,
 }
 
-/// What one look at a stack found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Look {
-    /// How the status reads.
-    pub progress: Progress,
-    /// The status itself.
-    pub status: String,
-    /// CloudFormation's status reason.
-    pub reason: Option<String>,
-}
-
 /// A step could not be carried out or recorded (the stack's state says how far it got).
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -86,16 +80,39 @@ pub enum StepError {
     /// CloudFormation could not be asked (throttled beyond the retries, network, ...).
     #[error(transparent)]
     Aws(#[from] AwsError),
-    /// Something the step needs is missing.
-    #[error("{0}")]
-    Missing(String),
-}
-
-/// Now, as RFC 3339.
-pub fn now() -> String {
-    aws_smithy_types::DateTime::from(SystemTime::now())
-        .fmt(Format::DateTime)
-        .unwrap_or_default()
+    /// The batch never saved an original of the stack, so there is nothing to put back.
+    #[error(
+        "batch {batch_id} has no saved original of stack {stack_name} (it was never changed by that batch)"
+    )]
+    NoSavedOriginal {
+        /// The batch.
+        batch_id: String,
+        /// The stack.
+        stack_name: String,
+    },
+    /// A template this step needs cannot be read.
+    #[error("the template of {stack_name} cannot be read: {reason}")]
+    TemplateUnreadable {
+        /// The stack.
+        stack_name: String,
+        /// Why.
+        reason: String,
+    },
+    /// CloudFormation refused to put the original back (`cascade restore`).
+    #[error("CloudFormation rejected the restore of {stack_name}: {message}")]
+    RestoreRejected {
+        /// The stack.
+        stack_name: String,
+        /// What CloudFormation said.
+        message: String,
+    },
+    /// The restore was still in progress when the longest wait was over, or was
+    /// interrupted.
+    #[error("gave up waiting for {stack_name} to finish restoring")]
+    RestoreUnfinished {
+        /// The stack.
+        stack_name: String,
+    },
 }
 
 const ALL_CAPABILITIES: [Capability; 3] = [
@@ -104,12 +121,33 @@ const ALL_CAPABILITIES: [Capability; 3] = [
     Capability::CapabilityAutoExpand,
 ];
 
+/// One UpdateStack call: everything but the settings every update shares.
+struct UpdateRequest<'a> {
+    batch_id: &'a str,
+    stack_name: &'a str,
+    step: UpdateStep,
+    body: String,
+    parameters: Vec<Parameter>,
+    notification_arns: Vec<String>,
+    token: String,
+}
+
 impl Refresher {
-    /// Saves a stack's state.
+    /// The batches in this refresher's store.
+    pub fn batches(&self) -> BatchStore<'_> {
+        BatchStore::new(&self.store)
+    }
+
+    /// Saves a stack's state, saying how it ended once it has.
     pub async fn save_state(&self, batch_id: &str, state: &StackState) -> Result<(), StoreError> {
-        self.store
-            .put_json(&keys::state(batch_id, &state.stack_name), state)
-            .await
+        match (state.outcome, state.reason.as_deref()) {
+            (Some(Outcome::Refreshed), _) => info!(stack = %state.stack_name, "refreshed"),
+            (Some(outcome), reason) => {
+                warn!(stack = %state.stack_name, %outcome, reason = reason.unwrap_or(""), "stack not refreshed")
+            }
+            (None, _) => {}
+        }
+        self.batches().save_state(batch_id, state).await
     }
 
     async fn conclude(
@@ -117,15 +155,9 @@ impl Refresher {
         batch_id: &str,
         state: &mut StackState,
         outcome: Outcome,
-        reason: Option<String>,
+        reason: String,
     ) -> Result<(), StepError> {
-        match outcome {
-            Outcome::Refreshed => info!(stack = %state.stack_name, "refreshed"),
-            _ => {
-                warn!(stack = %state.stack_name, ?outcome, reason = reason.as_deref().unwrap_or(""), "stack not refreshed")
-            }
-        }
-        state.conclude(outcome, reason, &now());
+        state.conclude(outcome, Some(reason), Timestamp::now());
         Ok(self.save_state(batch_id, state).await?)
     }
 
@@ -139,215 +171,134 @@ impl Refresher {
         state: &mut StackState,
     ) -> Result<(), StepError> {
         let batch = manifest.batch_id.as_str();
-        state.started_at.get_or_insert_with(now);
-        state.phase = Phase::Begin;
+        state.begin(Timestamp::now());
         self.save_state(batch, state).await?;
 
-        let Some(current) = self.describe(&plan.stack_name).await? else {
-            let reason = format!("stack {} was deleted since the plan", plan.stack_name);
-            return self
-                .conclude(batch, state, Outcome::Skipped, Some(reason))
-                .await;
+        let current = match self.still_planned(plan).await? {
+            Ok(current) => current,
+            Err(reason) => return self.conclude(batch, state, Outcome::Skipped, reason).await,
         };
-        if current.stack_id().unwrap_or_default() != plan.stack_id {
-            let reason = format!(
-                "stack {} was replaced since the plan (its id changed)",
-                plan.stack_name
-            );
-            return self
-                .conclude(batch, state, Outcome::Skipped, Some(reason))
-                .await;
-        }
+        let saved = self.batches().original(batch, &plan.stack_name).await?;
+        let current_body = original_template(&self.clients, &plan.stack_name).await?;
+        let current_digest = digest_of(&current_body);
+        let (body, saved_is_planned) = match planned_body(
+            plan,
+            saved.as_ref(),
+            &current_body,
+            current_digest.as_deref(),
+        ) {
+            Ok(planned) => planned,
+            Err(reason) => return self.conclude(batch, state, Outcome::Skipped, reason).await,
+        };
+        let template = read_template(&body).map_err(|e| StepError::TemplateUnreadable {
+            stack_name: plan.stack_name.clone(),
+            reason: e.to_string(),
+        })?;
+        let (first, step) = match first_update(manifest, plan, &current, &template) {
+            Ok(first) => first,
+            Err(reason) => return self.conclude(batch, state, Outcome::Failed, reason).await,
+        };
         let status = current
             .stack_status()
             .map(|s| s.as_str())
-            .unwrap_or_default()
-            .to_string();
-        // The original this batch saved, if it already began this stack (a resumed or
-        // retried begin), and the stack's template now.
-        let original_key = keys::original(batch, &plan.stack_name);
-        let saved: Option<SavedOriginal> = self.store.get_json(&original_key).await?;
-        let current_body = self.original_template(&plan.stack_name).await?;
-        let digest_of = |body: &str| read_template(body).ok().map(|t| template_digest(&t));
-        let current_digest = digest_of(&current_body);
-        let saved_is_planned = saved
-            .as_ref()
-            .is_some_and(|s| digest_of(&s.template_body).as_ref() == Some(&plan.template_digest));
-        let body = if saved_is_planned {
-            saved
-                .as_ref()
-                .map(|s| s.template_body.clone())
-                .unwrap_or_default()
-        } else if current_digest.as_ref() == Some(&plan.template_digest) {
-            current_body.clone()
-        } else {
-            let reason = match current_digest {
-                Some(_) => "its template changed since the plan: plan again".to_string(),
-                None => "its template can no longer be read".to_string(),
-            };
-            return self
-                .conclude(batch, state, Outcome::Skipped, Some(reason))
-                .await;
-        };
-        let template = read_template(&body).map_err(|e| StepError::Missing(e.to_string()))?;
-        let no_echo = no_echo_parameters(&template);
-
-        let (first, step) = match plan.strategy {
-            Strategy::Recreate => (removal_template(&template, plan), "remove"),
-            Strategy::Pin => {
-                let stack = StackInfo {
-                    parameters: current
-                        .parameters()
-                        .iter()
-                        .filter_map(|p| {
-                            Some((
-                                p.parameter_key()?.to_string(),
-                                p.parameter_value()?.to_string(),
-                            ))
-                        })
-                        .collect(),
-                    ..StackInfo::from_template(&plan.stack_name, &plan.stack_id, template)
-                };
-                match pinned_template(&stack, plan, &manifest.secrets, &Default::default()) {
-                    Ok((t, pins)) if !pins.is_empty() => (t, "pin"),
-                    Ok(_) => {
-                        let reason =
-                            "no reference could be pinned (ids built from values unknown here)"
-                                .to_string();
-                        return self
-                            .conclude(batch, state, Outcome::Failed, Some(reason))
-                            .await;
-                    }
-                    Err(e) => {
-                        return self
-                            .conclude(batch, state, Outcome::Failed, Some(e.to_string()))
-                            .await;
-                    }
-                }
-            }
-        };
-        let next_phase = match plan.strategy {
-            Strategy::Recreate => Phase::Remove,
-            Strategy::Pin => Phase::Pin,
-        };
+            .unwrap_or_default();
         // Already issued by an earlier run of this step that died before saving its
         // state: the stack is updating, or already has our first template.
         if saved_is_planned
-            && (status.ends_with("_IN_PROGRESS") || current_digest == Some(template_digest(&first)))
+            && (UpdateProgress::of_status(status) == UpdateProgress::InProgress
+                || current_digest == Some(template_digest(&first)))
         {
             info!(stack = %plan.stack_name, "the first update was already issued: waiting for it");
-            state.phase = next_phase;
-            state.update_issued_at = Some(now());
-            self.save_state(batch, state).await?;
-            return Ok(());
+            state.update_issued(step, Timestamp::now());
+            return Ok(self.save_state(batch, state).await?);
         }
-        if !cascade_core::stack::UPDATABLE_STATUSES.contains(&status.as_str()) {
+        if !UPDATABLE_STATUSES.contains(&status) {
             let reason = format!("stack status {status} does not allow an update");
-            return self
-                .conclude(batch, state, Outcome::Skipped, Some(reason))
-                .await;
+            return self.conclude(batch, state, Outcome::Skipped, reason).await;
         }
         if !saved_is_planned {
-            let saved = saved_original(&current, current_body, &no_echo, &now());
-            self.store.put_json(&original_key, &saved).await?;
+            let saved = saved_original(&current, current_body, &template, Timestamp::now());
+            self.batches().save_original(batch, &saved).await?;
         }
 
-        let body = first.to_string();
-        let token = client_request_token(batch, step, state.attempt);
-        let parameters = current
-            .parameters()
-            .iter()
-            .filter_map(|p| p.parameter_key())
-            .map(|k| {
-                Parameter::builder()
-                    .parameter_key(k)
-                    .use_previous_value(true)
-                    .build()
-            })
-            .collect();
-        // The configured execution role, or none: CloudFormation then keeps using the
-        // stack's own role (passing that one explicitly would need iam:PassRole on it).
-        let role = self.settings.execution_role_arn.clone();
-        let issued_at = now();
-        match self
-            .update(
-                batch,
-                &plan.stack_name,
+        let issued_at = Timestamp::now();
+        let answer = self
+            .update(UpdateRequest {
+                batch_id: batch,
+                stack_name: &plan.stack_name,
                 step,
-                body,
-                parameters,
-                role,
-                current.notification_arns().to_vec(),
-                token,
-            )
-            .await?
-        {
-            UpdateResult::Started => {
-                state.phase = next_phase;
-                state.update_issued_at = Some(issued_at);
-                self.save_state(batch, state).await?;
-                Ok(())
-            }
-            UpdateResult::NoChange if plan.strategy == Strategy::Pin => {
-                let reason = Some("already pinned to the current version".to_string());
-                self.conclude(batch, state, Outcome::Refreshed, reason)
-                    .await
-            }
-            UpdateResult::NoChange => {
-                let reason = Some(
-                    "removing the resources changed nothing: CloudFormation reported no updates"
-                        .into(),
-                );
-                self.conclude(batch, state, Outcome::Failed, reason).await
-            }
-            UpdateResult::Rejected(message) => {
-                let reason =
-                    format!("CloudFormation rejected the first update, nothing changed: {message}");
-                self.conclude(batch, state, Outcome::Failed, Some(reason))
-                    .await
-            }
+                body: first.to_string(),
+                parameters: previous_parameters(&current),
+                notification_arns: current.notification_arns().to_vec(),
+                token: client_request_token(batch, step, state.attempt),
+            })
+            .await?;
+        state.update_answered(step, answer, issued_at);
+        Ok(self.save_state(batch, state).await?)
+    }
+
+    /// The stack as it is now, when it is still the one planned; else why it is skipped.
+    async fn still_planned(&self, plan: &StackPlan) -> Result<Result<Stack, String>, StepError> {
+        let Some(current) = describe_stack(&self.clients, &plan.stack_name).await? else {
+            return Ok(Err(format!(
+                "stack {} was deleted since the plan",
+                plan.stack_name
+            )));
+        };
+        if current.stack_id().unwrap_or_default() != plan.stack_id {
+            return Ok(Err(format!(
+                "stack {} was replaced since the plan (its id changed)",
+                plan.stack_name
+            )));
         }
+        Ok(Ok(current))
     }
 
     /// `poll`: one look at the stack's status.
     pub async fn poll(&self, stack_name: &str) -> Result<Look, StepError> {
-        Ok(match self.describe(stack_name).await? {
-            None => Look {
-                progress: Progress::Gone,
-                status: "DELETE_COMPLETE".into(),
-                reason: None,
-            },
-            Some(stack) => {
-                let status = stack
-                    .stack_status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default();
-                Look {
-                    progress: classify_status(&status),
-                    reason: stack.stack_status_reason().map(str::to_string),
-                    status,
-                }
-            }
+        Ok(match describe_stack(&self.clients, stack_name).await? {
+            None => Look::gone(),
+            Some(stack) => Look::at(
+                stack.stack_status().map(|s| s.as_str()).unwrap_or_default(),
+                stack.stack_status_reason().map(str::to_string),
+            ),
         })
     }
 
-    /// Looks until the update is no longer in progress (backing off), the policy's
-    /// maximum wait is over (`None`), or `cancel` is set (`None`).
+    /// Looks at the stack's update in flight until it is no longer in progress (backing
+    /// off), the longest wait since it was issued is over ([`Observation::GaveUp`]), or
+    /// `cancel` is set (`None`).
     pub async fn wait(
         &self,
-        stack_name: &str,
+        state: &StackState,
         cancel: &Arc<AtomicBool>,
-    ) -> Result<Option<Look>, StepError> {
-        let started = Instant::now();
+    ) -> Result<Option<Observation>, StepError> {
+        let issued_at = state.update_issued_at.unwrap_or_else(Timestamp::now);
+        self.wait_for(&state.stack_name, issued_at, cancel).await
+    }
+
+    async fn wait_for(
+        &self,
+        stack_name: &str,
+        issued_at: Timestamp,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<Option<Observation>, StepError> {
+        let max_wait = self.settings.poll.max_wait;
         let mut delay = self.settings.poll.initial;
         loop {
             let look = self.poll(stack_name).await?;
-            if look.progress != Progress::InProgress {
-                return Ok(Some(look));
+            if look.progress != UpdateProgress::InProgress {
+                return Ok(Some(Observation::Looked(look)));
             }
-            if started.elapsed() + delay > self.settings.poll.max_wait
-                || cancel.load(Ordering::SeqCst)
-            {
+            // Give up now rather than sleep past the longest wait.
+            let next_look = jiff::SignedDuration::try_from(delay)
+                .ok()
+                .and_then(|d| Timestamp::now().checked_add(d).ok())
+                .unwrap_or(Timestamp::MAX);
+            if update_timed_out(issued_at, next_look, max_wait) {
+                return Ok(Some(Observation::GaveUp { waited: max_wait }));
+            }
+            if cancel.load(Ordering::SeqCst) {
                 return Ok(None);
             }
             sleep_unless_cancelled(delay, cancel).await;
@@ -355,158 +306,78 @@ impl Refresher {
         }
     }
 
-    /// Decides what an update's end means for the stack, in the phase it is in. Returns
-    /// `true` when the stack goes on to `finish` (recreate after a successful removal).
+    /// Applies what was seen of the update in flight to the stack's state and saves it;
+    /// a stack whose update ended failed or degraded gets the resources CloudFormation
+    /// reported as failed (an update given up on is still running: it has none yet).
     pub async fn settle(
         &self,
         batch_id: &str,
         state: &mut StackState,
-        look: Option<Look>,
-    ) -> Result<bool, StepError> {
-        let Some(look) = look else {
-            let reason = format!(
-                "gave up waiting after {} s in phase {:?}; the stack may still be updating: check it, then `cascade run --retry-failed {batch_id}`",
-                self.settings.poll.max_wait.as_secs(),
-                state.phase
-            );
-            let outcome = if state.phase == Phase::Pin {
-                Outcome::Failed
-            } else {
-                Outcome::Degraded
-            };
-            self.conclude(batch_id, state, outcome, Some(reason))
-                .await?;
-            return Ok(false);
-        };
-        let failure = |what: &str| {
-            format!(
-                "{what} ({}{})",
-                look.status,
-                look.reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            )
-        };
-        let (outcome, reason) = match (state.phase, look.progress) {
-            (_, Progress::InProgress) => return Ok(false),
-            (Phase::Remove, Progress::Complete) => return Ok(true),
-            (Phase::Pin | Phase::Restore, Progress::Complete) => (Outcome::Refreshed, None),
-            (Phase::Remove, Progress::RolledBack) => (
-                Outcome::Failed,
-                Some(failure(
-                    "the removal update failed and was rolled back; the stack is intact with the old value",
-                )),
-            ),
-            (Phase::Pin, Progress::RolledBack) => (
-                Outcome::Failed,
-                Some(failure(
-                    "the pin update failed and was rolled back; the stack is intact with the old value",
-                )),
-            ),
-            (Phase::Pin, Progress::Broken) => (
-                Outcome::Failed,
-                Some(failure("the pin update failed and so did its rollback")),
-            ),
-            (Phase::Restore, Progress::RolledBack | Progress::Broken) => (
-                Outcome::Degraded,
-                Some(failure(
-                    "the resources were removed but restoring them failed",
-                )),
-            ),
-            (Phase::Remove, Progress::Broken) => (
-                Outcome::Degraded,
-                Some(failure("the removal update failed and so did its rollback")),
-            ),
-            (_, Progress::Gone) => (
-                Outcome::Failed,
-                Some(failure("the stack was deleted during the refresh")),
-            ),
-            (phase, progress) => (
-                Outcome::Failed,
-                Some(format!("unexpected {progress:?} in phase {phase:?}")),
-            ),
-        };
-        if matches!(outcome, Outcome::Failed | Outcome::Degraded) {
+        observation: Observation,
+    ) -> Result<Settled, StepError> {
+        let ended = matches!(observation, Observation::Looked(_));
+        let settled = state.settle(batch_id, observation, Timestamp::now());
+        if ended && settled.is_failure() {
             state.failed_resources = self
                 .failed_resources(&state.stack_name)
                 .await
                 .unwrap_or_default();
         }
-        self.conclude(batch_id, state, outcome, reason).await?;
-        Ok(false)
+        if settled != Settled::Waiting {
+            self.save_state(batch_id, state).await?;
+        }
+        Ok(settled)
     }
 
-    /// `finish` (recreate): updates the stack back to its saved original template and
-    /// parameters, byte for byte what was there.
+    /// `finish`: updates the stack back to its saved original template and parameters,
+    /// byte for byte what was there (after recreate's removal, or before a degraded stack
+    /// is retried).
     pub async fn finish(&self, batch_id: &str, state: &mut StackState) -> Result<(), StepError> {
-        let saved: SavedOriginal = self
-            .store
-            .get_json(&keys::original(batch_id, &state.stack_name))
-            .await?
-            .ok_or_else(|| {
-                StepError::Missing(format!(
-                    "no saved original of {} in batch {batch_id}",
-                    state.stack_name
-                ))
-            })?;
-        state.phase = Phase::Restore;
-        let issued_at = now();
-        match self
-            .put_back(
-                batch_id,
-                &saved,
-                client_request_token(batch_id, "restore", state.attempt),
-            )
-            .await?
-        {
-            UpdateResult::Started | UpdateResult::NoChange => {
-                state.update_issued_at = Some(issued_at);
-                self.save_state(batch_id, state).await?;
-                Ok(())
-            }
-            UpdateResult::Rejected(message) => {
-                let reason = format!(
-                    "the resources were removed and CloudFormation rejected the update that restores them: {message}"
-                );
-                self.conclude(batch_id, state, Outcome::Degraded, Some(reason))
-                    .await
-            }
-        }
+        let saved = self.saved_original(batch_id, &state.stack_name).await?;
+        let token = client_request_token(batch_id, UpdateStep::Restore, state.attempt);
+        let issued_at = Timestamp::now();
+        let answer = self.put_back(batch_id, &saved, token).await?;
+        state.update_answered(UpdateStep::Restore, answer, issued_at);
+        Ok(self.save_state(batch_id, state).await?)
     }
 
     /// `restore`: puts back the saved original of a stack in a batch and waits for it.
-    /// Returns the final status.
+    /// Returns the final look at the stack.
     pub async fn restore(
         &self,
         batch_id: &str,
         stack_name: &str,
         cancel: &Arc<AtomicBool>,
     ) -> Result<Look, StepError> {
-        let saved: SavedOriginal = self
-            .store
-            .get_json(&keys::original(batch_id, stack_name))
-            .await?
-            .ok_or_else(|| {
-                StepError::Missing(format!(
-                    "batch {batch_id} has no saved original of stack {stack_name} (it was never changed by that batch)"
-                ))
-            })?;
-        let token = client_request_token(
-            batch_id,
-            &format!("manual-restore-{}", now().replace([':', '.'], "")),
-            1,
-        );
-        if let UpdateResult::Rejected(message) = self.put_back(batch_id, &saved, token).await? {
-            return Err(StepError::Missing(format!(
-                "CloudFormation rejected the restore of {stack_name}: {message}"
-            )));
+        let saved = self.saved_original(batch_id, stack_name).await?;
+        let issued_at = Timestamp::now();
+        let token = manual_restore_token(batch_id, issued_at);
+        if let UpdateAnswer::Rejected(message) = self.put_back(batch_id, &saved, token).await? {
+            return Err(StepError::RestoreRejected {
+                stack_name: stack_name.to_string(),
+                message,
+            });
         }
-        self.wait(stack_name, cancel).await?.ok_or_else(|| {
-            StepError::Missing(format!(
-                "gave up waiting for {stack_name} to finish restoring"
-            ))
-        })
+        match self.wait_for(stack_name, issued_at, cancel).await? {
+            Some(Observation::Looked(look)) => Ok(look),
+            _ => Err(StepError::RestoreUnfinished {
+                stack_name: stack_name.to_string(),
+            }),
+        }
+    }
+
+    async fn saved_original(
+        &self,
+        batch_id: &str,
+        stack_name: &str,
+    ) -> Result<SavedOriginal, StepError> {
+        self.batches()
+            .original(batch_id, stack_name)
+            .await?
+            .ok_or_else(|| StepError::NoSavedOriginal {
+                batch_id: batch_id.to_string(),
+                stack_name: stack_name.to_string(),
+            })
     }
 
     async fn put_back(
@@ -514,7 +385,7 @@ impl Refresher {
         batch_id: &str,
         saved: &SavedOriginal,
         token: String,
-    ) -> Result<UpdateResult, StepError> {
+    ) -> Result<UpdateAnswer, StepError> {
         let parameters = saved
             .parameters
             .iter()
@@ -529,117 +400,65 @@ impl Refresher {
                     .build(),
             })
             .collect();
-        // As in `begin`: the configured role, or the stack keeps its own.
-        let role = self.settings.execution_role_arn.clone();
-        self.update(
+        self.update(UpdateRequest {
             batch_id,
-            &saved.stack_name,
-            "original",
-            saved.template_body.clone(),
+            stack_name: &saved.stack_name,
+            step: UpdateStep::Restore,
+            body: saved.template_body.clone(),
             parameters,
-            role,
-            saved.notification_arns.clone(),
+            notification_arns: saved.notification_arns.clone(),
             token,
-        )
+        })
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn update(
-        &self,
-        batch_id: &str,
-        stack_name: &str,
-        step: &str,
-        body: String,
-        parameters: Vec<Parameter>,
-        role_arn: Option<String>,
-        notification_arns: Vec<String>,
-        token: String,
-    ) -> Result<UpdateResult, StepError> {
-        let mut request = self
+    /// Sends one UpdateStack with every capability and the configured execution role (or
+    /// none: CloudFormation then keeps the stack's own role; passing that one explicitly
+    /// would need iam:PassRole on it). A template over the inline limit goes through S3.
+    async fn update(&self, request: UpdateRequest<'_>) -> Result<UpdateAnswer, StepError> {
+        let mut call = self
             .clients
             .cloudformation
             .update_stack()
-            .stack_name(stack_name)
-            .set_parameters(Some(parameters))
+            .stack_name(request.stack_name)
+            .set_parameters(Some(request.parameters))
             .set_capabilities(Some(ALL_CAPABILITIES.to_vec()))
-            .set_role_arn(role_arn)
-            .set_notification_arns(Some(notification_arns))
-            .client_request_token(token);
-        if body.len() > MAX_TEMPLATE_BODY_BYTES {
-            let key = keys::template(batch_id, stack_name, step);
+            .set_role_arn(self.settings.execution_role_arn.clone())
+            .set_notification_arns(Some(request.notification_arns))
+            .client_request_token(request.token);
+        if request.body.len() > MAX_TEMPLATE_BODY_BYTES {
             let region = self.clients.region().unwrap_or_else(|| "us-east-1".into());
+            let bytes = request.body.len();
+            let key = cascade_core::batch::keys::template(
+                request.batch_id,
+                request.stack_name,
+                request.step.template_name(),
+            );
             let Some(url) = self.store.template_url(&key, &region) else {
-                return Ok(UpdateResult::Rejected(format!(
-                    "the template is {} bytes, over CloudFormation's {MAX_TEMPLATE_BODY_BYTES}-byte inline limit: configure a bucket (--bucket) so it can go through S3",
-                    body.len()
+                return Ok(UpdateAnswer::Rejected(format!(
+                    "the template is {bytes} bytes, over CloudFormation's {MAX_TEMPLATE_BODY_BYTES}-byte inline limit: configure a bucket (--bucket) so it can go through S3"
                 )));
             };
-            self.store
-                .put(&key, body.into_bytes(), "application/json")
+            self.batches()
+                .put_template(
+                    request.batch_id,
+                    request.stack_name,
+                    request.step,
+                    request.body,
+                )
                 .await?;
-            request = request.template_url(url);
+            call = call.template_url(url);
         } else {
-            request = request.template_body(body);
+            call = call.template_body(request.body);
         }
-        match request.send().await {
-            Ok(_) => Ok(UpdateResult::Started),
-            Err(err) => {
-                let message = AwsError::call("cloudformation:UpdateStack", err).to_string();
-                if is_no_updates_message(&message) {
-                    Ok(UpdateResult::NoChange)
-                } else if message.contains("Throttling")
-                    || message.contains("dispatch failure")
-                    || message.contains("timeout")
-                {
-                    Err(StepError::Aws(AwsError::Call {
-                        operation: "cloudformation:UpdateStack",
-                        message,
-                    }))
-                } else {
-                    Ok(UpdateResult::Rejected(message))
-                }
-            }
+        match call.send().await {
+            Ok(_) => Ok(UpdateAnswer::Started),
+            Err(err) => match AwsError::call("cloudformation:UpdateStack", err) {
+                e if e.kind() == crate::error::ErrorKind::NoUpdates => Ok(UpdateAnswer::NoChange),
+                e if e.kind().is_retryable() => Err(StepError::Aws(e)),
+                e => Ok(UpdateAnswer::Rejected(e.to_string())),
+            },
         }
-    }
-
-    async fn describe(
-        &self,
-        stack_name: &str,
-    ) -> Result<Option<aws_sdk_cloudformation::types::Stack>, StepError> {
-        match self
-            .clients
-            .cloudformation
-            .describe_stacks()
-            .stack_name(stack_name)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.stacks().first().cloned()),
-            Err(err) => {
-                let message = AwsError::call("cloudformation:DescribeStacks", err);
-                if message.to_string().contains("does not exist") {
-                    Ok(None)
-                } else {
-                    Err(message.into())
-                }
-            }
-        }
-    }
-
-    async fn original_template(&self, stack_name: &str) -> Result<String, StepError> {
-        let out = self
-            .clients
-            .cloudformation
-            .get_template()
-            .stack_name(stack_name)
-            .template_stage(TemplateStage::Original)
-            .send()
-            .await
-            .map_err(|e| AwsError::call("cloudformation:GetTemplate", e))?;
-        out.template_body().map(str::to_string).ok_or_else(|| {
-            StepError::Missing(format!("GetTemplate returned no body for {stack_name}"))
-        })
     }
 
     /// The resources that failed in the stack's latest update (DescribeStackEvents, newest
@@ -682,40 +501,91 @@ impl Refresher {
     }
 }
 
-/// What an UpdateStack call did.
-enum UpdateResult {
-    /// The update started.
-    Started,
-    /// "No updates are to be performed": the stack already says this.
-    NoChange,
-    /// CloudFormation refused it (validation, status, ...): nothing changed.
-    Rejected(String),
+/// The digest of a template body, when it can be read.
+fn digest_of(body: &str) -> Option<String> {
+    read_template(body).ok().map(|t| template_digest(&t))
 }
 
-/// The parameters a template declares `NoEcho`: their values are never saved.
-fn no_echo_parameters(template: &serde_json::Value) -> std::collections::BTreeSet<String> {
-    template
-        .get("Parameters")
-        .and_then(serde_json::Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter(|(_, decl)| match decl.get("NoEcho") {
-            Some(serde_json::Value::Bool(b)) => *b,
-            Some(serde_json::Value::String(s)) => s.eq_ignore_ascii_case("true"),
-            _ => false,
+/// The template body the first update starts from, and whether it is the original this
+/// batch saved (a resumed or retried begin) rather than the stack's template now; either
+/// must be the one planned, else the stack is skipped with the reason.
+fn planned_body(
+    plan: &StackPlan,
+    saved: Option<&SavedOriginal>,
+    current_body: &str,
+    current_digest: Option<&str>,
+) -> Result<(String, bool), String> {
+    if let Some(saved) = saved
+        .filter(|s| digest_of(&s.template_body).as_deref() == Some(plan.template_digest.as_str()))
+    {
+        return Ok((saved.template_body.clone(), true));
+    }
+    match current_digest {
+        Some(digest) if digest == plan.template_digest => Ok((current_body.to_string(), false)),
+        Some(_) => Err("its template changed since the plan: plan again".into()),
+        None => Err("its template can no longer be read".into()),
+    }
+}
+
+/// The template of the first update and which update it is: the original without the
+/// closure (`recreate`), or with the references pinned (`pin`); else why it cannot be made.
+fn first_update(
+    manifest: &BatchManifest,
+    plan: &StackPlan,
+    current: &Stack,
+    template: &Value,
+) -> Result<(Value, UpdateStep), String> {
+    match plan.strategy {
+        Strategy::Recreate => Ok((removal_template(template, plan), UpdateStep::Remove)),
+        Strategy::Pin => {
+            let stack = StackInfo {
+                parameters: current
+                    .parameters()
+                    .iter()
+                    .filter_map(|p| {
+                        Some((
+                            p.parameter_key()?.to_string(),
+                            p.parameter_value()?.to_string(),
+                        ))
+                    })
+                    .collect(),
+                ..StackInfo::from_template(&plan.stack_name, &plan.stack_id, template.clone())
+            };
+            match pinned_template(&stack, plan, &manifest.secrets, &Default::default()) {
+                Ok((pinned, pins)) if !pins.is_empty() => Ok((pinned, UpdateStep::Pin)),
+                Ok(_) => {
+                    Err("no reference could be pinned (ids built from values unknown here)".into())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Every parameter of the stack, kept with `UsePreviousValue`.
+fn previous_parameters(stack: &Stack) -> Vec<Parameter> {
+    stack
+        .parameters()
+        .iter()
+        .filter_map(|p| p.parameter_key())
+        .map(|k| {
+            Parameter::builder()
+                .parameter_key(k)
+                .use_previous_value(true)
+                .build()
         })
-        .map(|(name, _)| name.clone())
         .collect()
 }
 
 /// What to save of a stack before changing it. NoEcho parameters are saved without a
 /// value (restored with UsePreviousValue), whatever DescribeStacks showed.
 fn saved_original(
-    stack: &aws_sdk_cloudformation::types::Stack,
+    stack: &Stack,
     template_body: String,
-    no_echo: &std::collections::BTreeSet<String>,
-    at: &str,
+    template: &Value,
+    at: Timestamp,
 ) -> SavedOriginal {
+    let no_echo = no_echo_parameters(template);
     SavedOriginal {
         schema_version: STATE_SCHEMA_VERSION,
         stack_id: stack.stack_id().unwrap_or_default().to_string(),
@@ -728,7 +598,7 @@ fn saved_original(
                 let key = p.parameter_key()?;
                 let value = p
                     .parameter_value()
-                    .filter(|v| *v != cascade_core::stack::MASKED_VALUE && !no_echo.contains(key));
+                    .filter(|v| *v != MASKED_VALUE && !no_echo.contains(key));
                 Some((key.to_string(), value.map(str::to_string)))
             })
             .collect(),

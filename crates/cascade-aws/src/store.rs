@@ -7,7 +7,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::AwsError;
+use crate::error::{AwsError, ErrorKind};
 
 /// A key-value store of JSON and text objects.
 #[derive(Debug, Clone)]
@@ -28,6 +28,11 @@ pub enum Store {
 /// An error of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// No such batch in the store.
+    #[error(
+        "no batch {0} in the state store: check the id (`cascade report latest`) and --bucket / --state-dir"
+    )]
+    UnknownBatch(String),
     /// A call to S3 failed.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -108,9 +113,8 @@ impl Store {
                     .await
                 {
                     Ok(out) => {
-                        let body = out.body.collect().await.map_err(|e| AwsError::Call {
-                            operation: "s3:GetObject",
-                            message: e.to_string(),
+                        let body = out.body.collect().await.map_err(|e| {
+                            AwsError::other("s3:GetObject", ErrorKind::Unavailable, e.to_string())
                         })?;
                         Ok(Some(body.into_bytes().to_vec()))
                     }
@@ -154,7 +158,18 @@ impl Store {
                     );
                 }
             }
-            Store::Local(root) => collect_files(root, &root.join(key_prefix), &mut keys)?,
+            Store::Local(root) => {
+                let (root, dir) = (root.clone(), root.join(key_prefix));
+                keys = tokio::task::spawn_blocking(move || {
+                    let mut keys = Vec::new();
+                    collect_files(&root, &dir, &mut keys).map(|()| keys)
+                })
+                .await
+                .map_err(|e| StoreError::Io {
+                    path: key_prefix.into(),
+                    source: std::io::Error::other(e),
+                })??;
+            }
         }
         keys.sort();
         Ok(keys)
@@ -192,15 +207,27 @@ impl Store {
         }
     }
 
-    /// The HTTPS URL CloudFormation reads a template from (`TemplateURL`); only an S3 store
-    /// has one.
+    /// The HTTPS URL CloudFormation reads a template from (`TemplateURL`), as S3's own
+    /// endpoint rules give it for the bucket in `region` (its partition's domain, virtual
+    /// hosted); only an S3 store has one.
     pub fn template_url(&self, key: &str, region: &str) -> Option<String> {
-        match self {
-            Store::S3 { bucket, prefix, .. } => Some(format!(
-                "https://{bucket}.s3.{region}.amazonaws.com/{prefix}{key}"
-            )),
-            Store::Local(_) => None,
-        }
+        use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+        let Store::S3 { bucket, prefix, .. } = self else {
+            return None;
+        };
+        let params = Params::builder()
+            .bucket(bucket)
+            .region(region)
+            .build()
+            .ok()?;
+        let resolver = DefaultResolver::new();
+        let endpoint = resolver.resolve_endpoint(&params);
+        // The default resolver answers at once; its future is ready.
+        let endpoint = futures_ready(endpoint)?.ok()?;
+        Some(format!(
+            "{}/{prefix}{key}",
+            endpoint.url().trim_end_matches('/')
+        ))
     }
 
     /// Objects in the S3 bucket `bucket`, at its root.
@@ -210,6 +237,16 @@ impl Store {
             bucket: bucket.into(),
             prefix: String::new(),
         }
+    }
+}
+
+/// The value of a future that is already complete, without an executor.
+fn futures_ready<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(value) => Some(value),
+        std::task::Poll::Pending => None,
     }
 }
 
@@ -235,4 +272,41 @@ fn collect_files(root: &Path, dir: &Path, keys: &mut Vec<String>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3_store(bucket: &str) -> Store {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        Store::S3 {
+            client: aws_sdk_s3::Client::new(&config),
+            bucket: bucket.into(),
+            prefix: String::new(),
+        }
+    }
+
+    #[test]
+    fn template_urls_follow_the_partition_of_the_region() {
+        let store = s3_store("cascade-state");
+        assert_eq!(
+            store
+                .template_url("batches/b/templates/a-remove.json", "us-east-1")
+                .as_deref(),
+            Some(
+                "https://cascade-state.s3.us-east-1.amazonaws.com/batches/b/templates/a-remove.json"
+            )
+        );
+        assert_eq!(
+            store.template_url("k.json", "cn-north-1").as_deref(),
+            Some("https://cascade-state.s3.cn-north-1.amazonaws.com.cn/k.json")
+        );
+        assert_eq!(
+            Store::Local("/tmp".into()).template_url("k", "us-east-1"),
+            None
+        );
+    }
 }

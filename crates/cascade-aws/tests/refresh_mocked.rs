@@ -20,9 +20,9 @@ use cascade_aws::calls::CallCounter;
 use cascade_aws::discovery::plan_secrets;
 use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
 use cascade_aws::store::Store;
-use cascade_core::batch::StackState;
 use cascade_core::plan::{Strategy, StrategyChoice};
-use cascade_core::refresh::Progress;
+use cascade_core::refresh::StackState;
+use cascade_core::refresh::{Look, Observation, Settled, UpdateProgress, UpdateStep};
 use cascade_core::report::{Outcome, Phase};
 use cascade_core::secret::Secret;
 
@@ -61,6 +61,27 @@ fn refresher(cloudformation: Client, poll: PollPolicy) -> Refresher {
     }
 }
 
+/// A recreate of `app` whose removal update was issued just now.
+fn in_flight() -> StackState {
+    let mut state = StackState {
+        stack_name: "app".into(),
+        stack_id: "id".into(),
+        strategy: Some(Strategy::Recreate),
+        resources: vec!["Fn".into()],
+        phase: Phase::Begin,
+        outcome: None,
+        reason: None,
+        failed_resources: vec![],
+        started_at: None,
+        finished_at: None,
+        attempt: 1,
+        update_issued_at: None,
+        restore_before_retry: false,
+    };
+    state.update_issued(UpdateStep::Remove, jiff::Timestamp::now());
+    state
+}
+
 fn fast(max_wait: Duration) -> PollPolicy {
     PollPolicy {
         initial: Duration::from_millis(5),
@@ -80,12 +101,15 @@ async fn waiting_looks_again_while_the_update_is_in_progress() {
         .build();
     let client = mock_client!(aws_sdk_cloudformation, RuleMode::Sequential, [&in_progress]);
     let r = refresher(client, fast(Duration::from_secs(30)));
-    let look = r
-        .wait("app", &Arc::new(AtomicBool::new(false)))
+    let Observation::Looked(look) = r
+        .wait(&in_flight(), &Arc::new(AtomicBool::new(false)))
         .await
         .unwrap()
-        .unwrap();
-    assert_eq!(look.progress, Progress::Complete);
+        .unwrap()
+    else {
+        panic!("gave up")
+    };
+    assert_eq!(look.progress, UpdateProgress::Complete);
     assert_eq!(look.status, "UPDATE_COMPLETE");
     assert_eq!(in_progress.num_calls(), 4);
 }
@@ -100,10 +124,12 @@ async fn waiting_gives_up_after_the_maximum_wait_or_when_cancelled() {
     let client = mock_client!(aws_sdk_cloudformation, RuleMode::Sequential, [&forever]);
     let r = refresher(client, fast(Duration::from_millis(60)));
     assert_eq!(
-        r.wait("app", &Arc::new(AtomicBool::new(false)))
+        r.wait(&in_flight(), &Arc::new(AtomicBool::new(false)))
             .await
             .unwrap(),
-        None
+        Some(Observation::GaveUp {
+            waited: Duration::from_millis(60)
+        })
     );
     assert!(
         forever.num_calls() >= 2,
@@ -120,7 +146,7 @@ async fn waiting_gives_up_after_the_maximum_wait_or_when_cancelled() {
         ..r
     };
     assert_eq!(
-        r.wait("app", &Arc::new(AtomicBool::new(true)))
+        r.wait(&in_flight(), &Arc::new(AtomicBool::new(true)))
             .await
             .unwrap(),
         None
@@ -140,30 +166,24 @@ async fn giving_up_on_an_update_decides_by_phase() {
         [&mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateInProgress))]
     );
     let r = refresher(client, fast(Duration::from_millis(60)));
-    let mut state = StackState {
-        stack_name: "app".into(),
-        stack_id: "id".into(),
-        strategy: Some(Strategy::Recreate),
-        resources: vec!["Fn".into()],
-        phase: Phase::Remove,
-        outcome: None,
-        reason: None,
-        failed_resources: vec![],
-        started_at: None,
-        finished_at: None,
-        attempt: 1,
-        update_issued_at: None,
+    let mut state = in_flight();
+    let gave_up = || Observation::GaveUp {
+        waited: Duration::from_millis(60),
     };
     // Still in progress: nothing decided.
-    let in_progress = cascade_aws::refresh::Look {
-        progress: Progress::InProgress,
-        status: "UPDATE_IN_PROGRESS".into(),
-        reason: None,
-    };
-    assert!(!r.settle("b1", &mut state, Some(in_progress)).await.unwrap());
+    let in_progress = Look::at("UPDATE_IN_PROGRESS", None);
+    assert_eq!(
+        r.settle("b1", &mut state, Observation::Looked(in_progress))
+            .await
+            .unwrap(),
+        Settled::Waiting
+    );
     assert_eq!(state.outcome, None);
     // Gave up while resources may be removed: degraded, with how to go on.
-    assert!(!r.settle("b1", &mut state, None).await.unwrap());
+    assert_eq!(
+        r.settle("b1", &mut state, gave_up()).await.unwrap(),
+        Settled::Concluded(Outcome::Degraded)
+    );
     assert_eq!(state.outcome, Some(Outcome::Degraded));
     assert!(
         state
@@ -175,7 +195,7 @@ async fn giving_up_on_an_update_decides_by_phase() {
     // Gave up on a pin: nothing was removed, so failed.
     state.retry();
     state.phase = Phase::Pin;
-    r.settle("b1", &mut state, None).await.unwrap();
+    r.settle("b1", &mut state, gave_up()).await.unwrap();
     assert_eq!(state.outcome, Some(Outcome::Failed));
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use cascade_aws::discovery::plan_secrets;
 use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
-use cascade_aws::run::{Quiet, load_manifest, run_batch, start_batch};
+use cascade_aws::run::{Quiet, run_batch};
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::store::Store;
-use cascade_core::batch::{StackState, keys};
+use cascade_core::batch::{BatchManifest, keys};
 use cascade_core::plan::StrategyChoice;
+use cascade_core::refresh::StackState;
 use cascade_core::report::{Outcome, Phase};
 use cascade_tests::{LocalStack, update_completes};
 
@@ -72,16 +73,18 @@ async fn a_begin_that_died_before_saving_is_recognised_on_resume() {
     let plan = plan_secrets(&clients, &secrets, StrategyChoice::Auto, 4)
         .await
         .unwrap();
-    let manifest = start_batch(
-        &refresher,
-        "b-crash",
-        "cli",
-        &secrets,
-        StrategyChoice::Auto,
-        plan,
-    )
-    .await
-    .unwrap();
+    let manifest = refresher
+        .batches()
+        .create(BatchManifest::new(
+            "b-crash",
+            "cli",
+            jiff::Timestamp::now(),
+            secrets.to_vec(),
+            StrategyChoice::Auto,
+            plan,
+        ))
+        .await
+        .unwrap();
 
     // begin issues the removal and saves phase Remove ...
     let mut state = StackState::planned(&manifest.plan.stacks[0]);
@@ -103,7 +106,7 @@ async fn a_begin_that_died_before_saving_is_recognised_on_resume() {
         "the removal happened"
     );
 
-    let manifest = load_manifest(&refresher, "b-crash").await.unwrap();
+    let manifest = refresher.batches().manifest("b-crash").await.unwrap();
     let summary = run_batch(
         &refresher,
         manifest,

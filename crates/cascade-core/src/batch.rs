@@ -11,13 +11,12 @@
 //! reports/BATCH/report.json|.md         the report
 //! ```
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, SkippedStack, StackPlan, Strategy, StrategyChoice};
-use crate::report::{
-    FailedResource, Outcome, Phase, REPORT_SCHEMA_VERSION, Report, ReportSecret, StackReport,
-    Totals,
-};
+use crate::plan::{Plan, StrategyChoice};
+use crate::refresh::StackState;
+use crate::report::{REPORT_SCHEMA_VERSION, Report, ReportSecret, Totals};
 use crate::secret::Secret;
 
 /// Version of the manifest and state JSON shapes.
@@ -32,8 +31,8 @@ pub struct BatchManifest {
     pub batch_id: String,
     /// What runs it: `cli`, or a Step Functions execution ARN.
     pub execution: String,
-    /// When it started (RFC 3339).
-    pub created_at: String,
+    /// When it started.
+    pub created_at: Timestamp,
     /// The changed secrets (names, ARNs, versions; never values).
     pub secrets: Vec<Secret>,
     /// The strategy asked for.
@@ -45,122 +44,53 @@ pub struct BatchManifest {
     pub notes: Vec<String>,
 }
 
-/// The saved state of one stack in a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StackState {
-    /// The stack's name.
-    pub stack_name: String,
-    /// The stack's id.
-    pub stack_id: String,
-    /// The strategy (none when skipped at planning).
-    pub strategy: Option<Strategy>,
-    /// The resources refreshed.
-    pub resources: Vec<String>,
-    /// The step it is in (or ended in).
-    pub phase: Phase,
-    /// How it ended, once it has.
-    pub outcome: Option<Outcome>,
-    /// Why it failed, was skipped or is degraded.
-    pub reason: Option<String>,
-    /// The resources CloudFormation reported as failed.
-    #[serde(default)]
-    pub failed_resources: Vec<FailedResource>,
-    /// When its refresh began.
-    pub started_at: Option<String>,
-    /// When its outcome was decided.
-    pub finished_at: Option<String>,
-    /// Which attempt (1, then 2 after `--retry-failed`, ...): part of the request tokens.
-    pub attempt: u32,
-    /// When the update being waited on was issued (events before it are not ours).
-    pub update_issued_at: Option<String>,
-}
-
-impl StackState {
-    /// The initial state of a stack to refresh.
-    pub fn planned(plan: &StackPlan) -> Self {
-        StackState {
-            stack_name: plan.stack_name.clone(),
-            stack_id: plan.stack_id.clone(),
-            strategy: Some(plan.strategy),
-            resources: plan.resources.clone(),
-            phase: Phase::Begin,
-            outcome: None,
-            reason: None,
-            failed_resources: Vec::new(),
-            started_at: None,
-            finished_at: None,
-            attempt: 1,
-            update_issued_at: None,
+impl BatchManifest {
+    /// A new batch's manifest, created `at`.
+    pub fn new(
+        batch_id: impl Into<String>,
+        execution: impl Into<String>,
+        at: Timestamp,
+        secrets: Vec<Secret>,
+        strategy: StrategyChoice,
+        plan: Plan,
+    ) -> Self {
+        BatchManifest {
+            schema_version: STATE_SCHEMA_VERSION,
+            batch_id: batch_id.into(),
+            execution: execution.into(),
+            created_at: at,
+            secrets,
+            strategy,
+            plan,
+            notes: Vec::new(),
         }
     }
 
-    /// The final state of a stack skipped at planning.
-    pub fn skipped_at_plan(skipped: &SkippedStack) -> Self {
-        StackState {
-            stack_name: skipped.stack_name.clone(),
-            stack_id: skipped.stack_id.clone(),
-            strategy: None,
-            resources: Vec::new(),
-            phase: Phase::Plan,
-            outcome: Some(Outcome::Skipped),
-            reason: Some(skipped.reason.clone()),
-            failed_resources: Vec::new(),
-            started_at: None,
-            finished_at: None,
-            attempt: 1,
-            update_issued_at: None,
-        }
+    /// The manifest of a batch whose own was never written (its discovery failed): no
+    /// secrets, nothing planned, so that its report can still say what happened.
+    pub fn missing(
+        batch_id: impl Into<String>,
+        execution: impl Into<String>,
+        at: Timestamp,
+    ) -> Self {
+        BatchManifest::new(
+            batch_id,
+            execution,
+            at,
+            Vec::new(),
+            StrategyChoice::Auto,
+            Plan::empty(Vec::new()),
+        )
     }
 
-    /// Whether the stack's outcome is decided.
-    pub fn is_final(&self) -> bool {
-        self.outcome.is_some()
-    }
-
-    /// Decides the outcome.
-    pub fn conclude(&mut self, outcome: Outcome, reason: Option<String>, at: &str) {
-        self.outcome = Some(outcome);
-        self.reason = reason;
-        self.finished_at = Some(at.to_string());
-        if outcome == Outcome::Refreshed {
-            self.phase = Phase::Done;
-        }
-    }
-
-    /// Makes a failed or degraded stack ready for another attempt.
-    pub fn retry(&mut self) {
-        self.outcome = None;
-        self.reason = None;
-        self.failed_resources.clear();
-        self.finished_at = None;
-        self.update_issued_at = None;
-        self.attempt += 1;
-        self.phase = Phase::Begin;
-    }
-
-    /// The stack's line in the report.
-    pub fn to_report(&self, batch_id: &str) -> StackReport {
-        let outcome = self.outcome.unwrap_or(Outcome::Failed);
-        StackReport {
-            stack_name: self.stack_name.clone(),
-            stack_id: self.stack_id.clone(),
-            strategy: self.strategy,
-            resources: self.resources.clone(),
-            outcome,
-            phase: self.phase,
-            reason: match self.outcome {
-                Some(_) => self.reason.clone(),
-                None => Some(format!(
-                    "the batch stopped while this stack was in phase {:?}: resume it with `cascade run --resume {batch_id}`",
-                    self.phase
-                )),
-            },
-            failed_resources: self.failed_resources.clone(),
-            started_at: self.started_at.clone(),
-            finished_at: self.finished_at.clone(),
-            restore_command: (outcome == Outcome::Degraded)
-                .then(|| restore_command(batch_id, &self.stack_name)),
-        }
+    /// The initial state of every stack: planned ones to refresh, then those skipped.
+    pub fn initial_states(&self) -> Vec<StackState> {
+        self.plan
+            .stacks
+            .iter()
+            .map(StackState::planned)
+            .chain(self.plan.skipped.iter().map(StackState::skipped_at_plan))
+            .collect()
     }
 }
 
@@ -173,7 +103,7 @@ pub fn restore_command(batch_id: &str, stack_name: &str) -> String {
 pub fn build_report(
     manifest: &BatchManifest,
     states: &[StackState],
-    finished_at: Option<&str>,
+    finished_at: Option<Timestamp>,
 ) -> Report {
     let mut report = Report {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -188,12 +118,17 @@ pub fn build_report(
                 version_id: s.version_id.clone(),
             })
             .collect(),
-        started_at: manifest.created_at.clone(),
-        finished_at: finished_at.map(str::to_string),
+        started_at: manifest.created_at.to_string(),
+        finished_at: finished_at.map(|at| at.to_string()),
         totals: Totals::default(),
         stacks: states
             .iter()
-            .map(|s| s.to_report(&manifest.batch_id))
+            .map(|s| {
+                s.to_report(
+                    &manifest.batch_id,
+                    Some(restore_command(&manifest.batch_id, &s.stack_name)),
+                )
+            })
             .collect(),
         notes: manifest.notes.clone(),
     };
@@ -260,22 +195,28 @@ pub struct SavedOriginal {
     pub saved_at: String,
 }
 
-/// A batch id: the time it started and a short random part, safe in keys and tokens.
-pub fn new_batch_id(now_compact: &str, random: u32) -> String {
-    format!("{now_compact}-{:06x}", random & 0xff_ffff)
+/// A batch id: the time it started (`20261126T010203Z`) and a short random part, safe in
+/// keys and tokens.
+pub fn new_batch_id(at: Timestamp, random: u32) -> String {
+    format!(
+        "{}-{:06x}",
+        at.strftime("%Y%m%dT%H%M%SZ"),
+        random & 0xff_ffff
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{PLAN_SCHEMA_VERSION, SkipCode};
+    use crate::plan::{PLAN_SCHEMA_VERSION, SkipCode, SkippedStack, Strategy};
+    use crate::report::{Outcome, Phase};
 
     fn manifest() -> BatchManifest {
         BatchManifest {
             schema_version: STATE_SCHEMA_VERSION,
             batch_id: "b1".into(),
             execution: "cli".into(),
-            created_at: "2026-11-26T00:00:00Z".into(),
+            created_at: "2026-11-26T00:00:00Z".parse().unwrap(),
             secrets: vec![Secret {
                 name: "prod/db".into(),
                 arn: "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf".into(),
@@ -307,6 +248,7 @@ mod tests {
             finished_at: None,
             attempt: 1,
             update_issued_at: None,
+            restore_before_retry: false,
         }
     }
 
@@ -324,7 +266,11 @@ mod tests {
                 references: vec![],
             }),
         ];
-        let report = build_report(&manifest(), &states, Some("2026-11-26T00:05:00Z"));
+        let report = build_report(
+            &manifest(),
+            &states,
+            Some("2026-11-26T00:05:00Z".parse().unwrap()),
+        );
         let order: Vec<(&str, Outcome)> = report
             .stacks
             .iter()
@@ -389,8 +335,11 @@ mod tests {
 
     #[test]
     fn batch_ids_are_safe_in_keys() {
-        let id = new_batch_id("20261126T000000Z", 0xabcdef12);
+        let id = new_batch_id("2026-11-26T00:00:00Z".parse().unwrap(), 0xabcdef12);
         assert_eq!(id, "20261126T000000Z-cdef12");
+        for at in ["2026-11-26T01:02:03.456Z", "2026-11-26T01:02:03Z"] {
+            assert!(new_batch_id(at.parse().unwrap(), 1).starts_with("20261126T010203Z-"));
+        }
         assert!(keys::state(&id, "app").starts_with(&keys::states_prefix(&id)));
     }
 }

@@ -165,7 +165,7 @@ impl<'a> Scope<'a> {
         let mut parameters = HashMap::new();
         if let Some(declared) = template.get("Parameters").and_then(Value::as_object) {
             for (name, decl) in declared {
-                let no_echo = decl.get("NoEcho").is_some_and(is_true);
+                let no_echo = crate::stack::is_no_echo(template, name);
                 let value = match given.get(name) {
                     Some(v) if no_echo && v == crate::stack::MASKED_VALUE => ParamValue::Unknown(
                         format!("parameter {name} is NoEcho: its value cannot be read"),
@@ -208,11 +208,7 @@ impl<'a> Scope<'a> {
 
     /// Whether a parameter is declared `NoEcho` (its value is never shown).
     pub fn is_no_echo(&self, name: &str) -> bool {
-        self.template
-            .get("Parameters")
-            .and_then(|p| p.get(name))
-            .and_then(|d| d.get("NoEcho"))
-            .is_some_and(is_true)
+        crate::stack::is_no_echo(self.template, name)
     }
 
     /// The value of an export of the account.
@@ -559,14 +555,6 @@ fn get_att_name(arg: &Value) -> String {
             .collect::<Vec<_>>()
             .join("."),
         _ => "?".into(),
-    }
-}
-
-fn is_true(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::String(s) => s.eq_ignore_ascii_case("true"),
-        _ => false,
     }
 }
 

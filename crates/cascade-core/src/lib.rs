@@ -7,10 +7,15 @@
 //! - [`finder`] finds every reference to a secret in a stack; [`graph`] follows what depends
 //!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
+//! - [`refresh`] is the refresh of one stack: its state machine, and the templates its
+//!   updates send; [`batch`] is what a batch keeps (manifest, saved originals, keys) and
+//!   its report; [`report`] renders reports (JSON, Markdown, Slack).
+//! - [`caught`] reads an error the state machine caught.
 //! - [`glob`] and [`digest`] are the shared helpers: wildcard matching and SHA-256 hex;
 //!   [`defaults`] holds the default refresh timings every entry point uses.
 
 pub mod batch;
+pub mod caught;
 pub mod defaults;
 pub mod digest;
 pub mod dynref;

@@ -2,6 +2,8 @@
 //! Rendered as JSON (the contract, `schema/report.schema.json`), as Markdown for people,
 //! and as a Slack Block Kit message.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Strategy;
@@ -44,6 +46,51 @@ pub enum Phase {
     Pin,
     /// Finished.
     Done,
+}
+
+impl Outcome {
+    /// The outcome's name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Degraded => "degraded",
+            Outcome::Failed => "failed",
+            Outcome::Refreshed => "refreshed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Phase {
+    /// The phase's name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Plan => "plan",
+            Phase::Begin => "begin",
+            Phase::Remove => "remove",
+            Phase::Restore => "restore",
+            Phase::Pin => "pin",
+            Phase::Done => "done",
+        }
+    }
+
+    /// Whether a stack stopped in this phase may lack resources: between the update that
+    /// removes them and the one that restores them. A stack that fails or is given up on
+    /// here is `degraded`, anywhere else `failed`.
+    pub fn may_leave_resources_removed(self) -> bool {
+        matches!(self, Phase::Remove | Phase::Restore)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A resource CloudFormation reported as failed.

@@ -1,6 +1,6 @@
 //! What discovery knows about one stack, and the tags and statuses that govern it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -88,6 +88,33 @@ impl StackInfo {
     pub fn region_account_partition(&self) -> Option<(&str, &str, &str)> {
         Arn::parse(&self.id).map(|a| (a.region, a.account, a.partition))
     }
+}
+
+/// Whether the template declares parameter `name` `NoEcho` (its value is never shown, and
+/// never saved or printed by Secret Cascade).
+pub fn is_no_echo(template: &Value, name: &str) -> bool {
+    template
+        .get("Parameters")
+        .and_then(|p| p.get(name))
+        .and_then(|d| d.get("NoEcho"))
+        .is_some_and(|v| match v {
+            Value::Bool(b) => *b,
+            Value::String(s) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        })
+}
+
+/// The parameters the template declares `NoEcho`.
+pub fn no_echo_parameters(template: &Value) -> BTreeSet<String> {
+    template
+        .get("Parameters")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, _)| name)
+        .filter(|name| is_no_echo(template, name))
+        .cloned()
+        .collect()
 }
 
 /// Splits a tag list value (`a, b c`) into its items.

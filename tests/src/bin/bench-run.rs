@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use cascade_aws::discovery::plan_secrets;
 use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
-use cascade_aws::run::{Quiet, run_batch, start_batch};
+use cascade_aws::run::{Quiet, run_batch};
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::store::Store;
-use cascade_core::batch::keys;
+use cascade_core::batch::{BatchManifest, keys};
 use cascade_core::plan::StrategyChoice;
 use cascade_core::report::slack::slack_message;
 use cascade_tests::{LocalStack, fixtures, workspace_root};
@@ -74,15 +74,17 @@ async fn main() -> anyhow::Result<()> {
     let after_plan = clients.calls.snapshot();
     let stacks = plan.stacks.len();
 
-    let manifest = start_batch(
-        &refresher,
-        "bench-run",
-        "bench",
-        &secrets,
-        StrategyChoice::Auto,
-        plan,
-    )
-    .await?;
+    let manifest = refresher
+        .batches()
+        .create(BatchManifest::new(
+            "bench-run",
+            "bench",
+            jiff::Timestamp::now(),
+            secrets.to_vec(),
+            StrategyChoice::Auto,
+            plan,
+        ))
+        .await?;
     let before_run = clients.calls.snapshot();
     let t_run = Instant::now();
     let summary = run_batch(

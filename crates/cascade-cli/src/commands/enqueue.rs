@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cascade_aws::refresh::now;
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::{AwsOptions, Clients};
 use serde_json::json;
@@ -28,7 +27,7 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
             "kind": "manual",
             "secret": secret.arn,
             "requested_by": requested_by,
-            "at": now(),
+            "at": jiff::Timestamp::now().to_string(),
         });
         if !args.stacks.is_empty() {
             ticket["stacks"] = json!(args.stacks);

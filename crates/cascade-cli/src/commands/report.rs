@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use cascade_aws::refresh::RefreshSettings;
-use cascade_aws::run::latest_batch;
 use cascade_core::batch::keys;
 
 use crate::cli::{ReportArgs, ReportFormat};
@@ -14,7 +13,7 @@ use crate::commands::refresher;
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let refresher = refresher(&args.aws, &args.state, RefreshSettings::default()).await;
     let batch = if args.batch == "latest" {
-        latest_batch(&refresher).await?.with_context(|| {
+        refresher.batches().latest().await?.with_context(|| {
             format!(
                 "no batch in {}: run `cascade run` first",
                 refresher.store.location("")

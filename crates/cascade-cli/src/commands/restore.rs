@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::bail;
-use cascade_aws::refresh::{RefreshSettings, now};
-use cascade_aws::run::{load_manifest, load_states, write_report};
+use cascade_aws::refresh::RefreshSettings;
 use cascade_core::batch::build_report;
-use cascade_core::refresh::Progress;
-use cascade_core::report::{Outcome, Phase};
+use cascade_core::refresh::UpdateProgress;
+use jiff::Timestamp;
 
 use crate::cli::RestoreArgs;
 use crate::commands::refresher;
@@ -23,7 +22,8 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         ..RefreshSettings::default()
     };
     let refresher = refresher(&args.aws, &args.state, settings).await;
-    let manifest = load_manifest(&refresher, &args.batch).await?;
+    let batches = refresher.batches();
+    let manifest = batches.manifest(&args.batch).await?;
     eprintln!(
         "restoring {} to its original from batch {} ...",
         args.stack, args.batch
@@ -31,7 +31,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let look = refresher
         .restore(&args.batch, &args.stack, &Arc::new(AtomicBool::new(false)))
         .await?;
-    if look.progress != Progress::Complete {
+    if look.progress != UpdateProgress::Complete {
         bail!(
             "restoring {} ended in {}{}",
             args.stack,
@@ -39,18 +39,12 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             look.reason.map(|r| format!(": {r}")).unwrap_or_default()
         );
     }
-    let mut states = load_states(&refresher, &manifest).await?;
+    let mut states = batches.states(&manifest).await?;
     if let Some(state) = states.iter_mut().find(|s| s.stack_name == args.stack) {
-        state.phase = Phase::Done;
-        state.failed_resources.clear();
-        state.conclude(
-            Outcome::Refreshed,
-            Some(format!("restored with `cascade restore` at {}", now())),
-            &now(),
-        );
+        state.restored_by_hand(Timestamp::now());
         refresher.save_state(&args.batch, state).await?;
-        let report = build_report(&manifest, &states, Some(&now()));
-        write_report(&refresher, &report).await?;
+        let report = build_report(&manifest, &states, Some(Timestamp::now()));
+        batches.write_report(&report).await?;
     }
     println!("{} restored ({})", args.stack, look.status);
     Ok(ExitCode::SUCCESS)

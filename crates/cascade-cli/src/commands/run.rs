@@ -11,17 +11,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cascade_aws::discovery::plan_secrets;
-use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher, now};
-use cascade_aws::run::{
-    Observer, RunEvent, RunSummary, load_manifest, mark_failed_for_retry, run_batch, start_batch,
-};
+use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
+use cascade_aws::run::{Observer, RunEvent, RunSummary, mark_failed_for_retry, run_batch};
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::slack::{Notification, RetryPolicy, SlackClient};
-use cascade_core::batch::new_batch_id;
+use cascade_core::batch::{BatchManifest, new_batch_id};
 use cascade_core::plan::Plan;
 use cascade_core::report::markdown::render_markdown;
 use cascade_core::report::{Outcome, Report};
 use indicatif::{ProgressBar, ProgressStyle};
+use jiff::Timestamp;
 
 use crate::cli::RunArgs;
 use crate::commands::refresher;
@@ -47,11 +46,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let refresher = refresher(&args.aws, &args.state, settings).await;
 
     let manifest = if let Some(batch) = &args.resume {
-        let manifest = load_manifest(&refresher, batch).await?;
+        let manifest = refresher.batches().manifest(batch).await?;
         eprintln!("resuming batch {batch}");
         manifest
     } else if let Some(batch) = &args.retry_failed {
-        let manifest = load_manifest(&refresher, batch).await?;
+        let manifest = refresher.batches().manifest(batch).await?;
         let retried = mark_failed_for_retry(&refresher, &manifest).await?;
         if retried.is_empty() {
             eprintln!("batch {batch} has no failed or degraded stack: nothing to retry");
@@ -77,16 +76,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("cancelled: nothing was changed");
             return Ok(ExitCode::SUCCESS);
         }
-        let batch = new_batch_id(&compact(&now()), random());
-        start_batch(
-            &refresher,
-            &batch,
+        let batch = new_batch_id(Timestamp::now(), random());
+        let manifest = BatchManifest::new(
+            batch,
             "cli",
-            &secrets,
+            Timestamp::now(),
+            secrets,
             args.strategy.into(),
             plan,
-        )
-        .await?
+        );
+        refresher.batches().create(manifest).await?
     };
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -202,16 +201,6 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
         .with_context(|| format!("{flag} must be a positive number of seconds"))
 }
 
-/// `2026-11-26T01:02:03.456Z` → `20261126T010203Z`.
-fn compact(rfc3339: &str) -> String {
-    let whole = rfc3339
-        .split('.')
-        .next()
-        .unwrap_or(rfc3339)
-        .trim_end_matches('Z');
-    format!("{}Z", whole.replace(['-', ':'], ""))
-}
-
 fn random() -> u32 {
     std::collections::hash_map::RandomState::new()
         .build_hasher()
@@ -259,7 +248,7 @@ impl Observer for Progress {
                 bar.set_message(stack.clone());
             }
             (Some(bar), RunEvent::Phase { stack, phase }) => {
-                bar.set_message(format!("{stack}: {phase:?}"))
+                bar.set_message(format!("{stack}: {phase}"))
             }
             (
                 Some(bar),
@@ -272,7 +261,7 @@ impl Observer for Progress {
                 bar.inc(1);
                 if *outcome != Outcome::Refreshed {
                     bar.println(format!(
-                        "{stack}: {outcome:?}: {}",
+                        "{stack}: {outcome}: {}",
                         reason.as_deref().unwrap_or("")
                     ));
                 }
@@ -286,7 +275,7 @@ impl Observer for Progress {
                 },
             ) => eprintln!("[{elapsed}s] stack {index}/{total} {stack}"),
             (None, RunEvent::Phase { stack, phase }) => {
-                eprintln!("[{elapsed}s]   {stack}: {phase:?}")
+                eprintln!("[{elapsed}s]   {stack}: {phase}")
             }
             (
                 None,
@@ -296,7 +285,7 @@ impl Observer for Progress {
                     reason,
                 },
             ) => eprintln!(
-                "[{elapsed}s]   {stack}: {outcome:?}{}",
+                "[{elapsed}s]   {stack}: {outcome}{}",
                 reason
                     .as_deref()
                     .map(|r| format!(": {r}"))
@@ -309,12 +298,6 @@ impl Observer for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compact_times_make_batch_ids() {
-        assert_eq!(compact("2026-11-26T01:02:03.456Z"), "20261126T010203Z");
-        assert_eq!(compact("2026-11-26T01:02:03Z"), "20261126T010203Z");
-    }
 
     #[test]
     fn a_named_stack_not_in_the_plan_is_an_error() {

@@ -1,8 +1,14 @@
 use serde_json::{Value, json};
 
+use std::collections::HashMap;
+
+use super::template::{mask_variables, unmask};
 use super::*;
-use crate::finder::Disposition;
+use crate::finder::{Disposition, PIN_METADATA_KEY};
+use crate::plan::StackPlan;
 use crate::plan::{PlanOptions, StrategyChoice, plan_account};
+use crate::secret::Secret;
+use crate::stack::StackInfo;
 
 const DB_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf";
 const API_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/api-QwErTy";
@@ -220,7 +226,7 @@ fn a_secret_without_a_known_version_cannot_be_pinned() {
 
 #[test]
 fn statuses_read_as_progress() {
-    use Progress::*;
+    use UpdateProgress::*;
     for (status, progress) in [
         ("UPDATE_IN_PROGRESS", InProgress),
         ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", InProgress),
@@ -233,22 +239,19 @@ fn statuses_read_as_progress() {
         ("DELETE_COMPLETE", Gone),
         ("DELETE_IN_PROGRESS", Gone),
     ] {
-        assert_eq!(classify_status(status), progress, "{status}");
+        assert_eq!(UpdateProgress::of_status(status), progress, "{status}");
     }
 }
 
 #[test]
 fn tokens_are_valid_and_stable() {
-    let t = client_request_token("2026-11-26T00:00:00Z_ab", "remove", 1);
+    let t = client_request_token("2026-11-26T00:00:00Z_ab", UpdateStep::Remove, 1);
     assert_eq!(t, "cascade-2026-11-26T00-00-00Z-ab-remove-1");
     assert_eq!(
         t,
-        client_request_token("2026-11-26T00:00:00Z_ab", "remove", 1)
+        client_request_token("2026-11-26T00:00:00Z_ab", UpdateStep::Remove, 1)
     );
-    assert!(client_request_token(&"x".repeat(300), "restore", 2).len() <= 128);
-    assert!(is_no_updates_message(
-        "ValidationError: No updates are to be performed."
-    ));
+    assert!(client_request_token(&"x".repeat(300), UpdateStep::Restore, 2).len() <= 128);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Markdown rendering of a report, for people: the stacks that need a restore first, then
 //! every stack in one table, then the details of each failure.
 
-use super::{FailedResource, Outcome, Phase, Report, ReportSecret, StackReport, Totals};
+use super::{FailedResource, Outcome, Report, ReportSecret, StackReport, Totals};
 
 /// Renders `report` as a Markdown document.
 ///
@@ -67,7 +67,7 @@ fn degraded_section(stacks: &[&StackReport]) -> Vec<String> {
         lines.push(String::new());
         lines.push(format!(
             "Phase: {}. Reason: {}",
-            phase_name(stack.phase),
+            stack.phase,
             stack.reason.as_deref().map_or("not recorded".into(), text)
         ));
         lines.push(String::new());
@@ -96,10 +96,10 @@ fn stacks_section(stacks: &[StackReport]) -> Vec<String> {
         };
         lines.push(row(&[
             code(&stack.stack_name),
-            outcome_name(stack.outcome).into(),
+            stack.outcome.as_str().into(),
             stack.strategy.map_or("—".into(), |s| s.to_string()),
             resources,
-            phase_name(stack.phase).into(),
+            stack.phase.as_str().into(),
             stack.reason.as_deref().map_or("—".into(), text),
         ]));
     }
@@ -113,8 +113,8 @@ fn failures_section(stacks: &[&StackReport]) -> Vec<String> {
         lines.push(format!(
             "### {} — {} in phase {}",
             code(&stack.stack_name),
-            outcome_name(stack.outcome),
-            phase_name(stack.phase)
+            stack.outcome,
+            stack.phase
         ));
         lines.push(String::new());
         lines.push(format!(
@@ -166,28 +166,6 @@ pub(super) fn totals_summary(totals: &Totals) -> String {
         "no dependent stacks".into()
     } else {
         parts.join(", ")
-    }
-}
-
-/// The outcome's name as in the JSON.
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Degraded => "degraded",
-        Outcome::Failed => "failed",
-        Outcome::Refreshed => "refreshed",
-        Outcome::Skipped => "skipped",
-    }
-}
-
-/// The phase's name as in the JSON.
-pub(super) fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Plan => "plan",
-        Phase::Begin => "begin",
-        Phase::Remove => "remove",
-        Phase::Restore => "restore",
-        Phase::Pin => "pin",
-        Phase::Done => "done",
     }
 }
 
@@ -256,7 +234,7 @@ fn longest_backtick_run(s: &str) -> usize {
 mod tests {
     use super::*;
     use crate::plan::Strategy;
-    use crate::report::{FailedResource, REPORT_SCHEMA_VERSION, ReportSecret};
+    use crate::report::{FailedResource, Phase, REPORT_SCHEMA_VERSION, ReportSecret};
 
     fn stack(name: &str, outcome: Outcome) -> StackReport {
         StackReport {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::markdown::{normalised, phase_name, totals_summary};
+use super::markdown::{normalised, totals_summary};
 use super::{Outcome, Report, StackReport};
 
 /// Most blocks Slack accepts in one message.
@@ -101,7 +101,7 @@ fn location_context(report: &Report, report_location: Option<&str>) -> Value {
 
 fn stack_section(stack: &StackReport) -> Value {
     let name = escape(&stack.stack_name);
-    let phase = phase_name(stack.phase);
+    let phase = stack.phase.as_str();
     let strategy = stack
         .strategy
         .map_or(String::new(), |s| format!(", strategy {s}"));

@@ -5,10 +5,8 @@
 
 use cascade_aws::AwsError;
 use cascade_aws::discovery::plan_secrets;
-use cascade_aws::refresh::now;
-use cascade_aws::run::save_new_batch;
 use cascade_aws::secrets::resolve_secret;
-use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, keys};
+use cascade_core::batch::BatchManifest;
 use cascade_core::ticket::ExecutionInput;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -58,11 +56,7 @@ pub async fn handle(
             .collect(),
         wait_seconds: input.options.poll_seconds.max(1),
     };
-    if let Some(existing) = refresher
-        .store
-        .get_json::<BatchManifest>(&keys::manifest(&batch_id))
-        .await?
-    {
+    if let Some(existing) = refresher.batches().find_manifest(&batch_id).await? {
         info!(batch = %batch_id, "batch already discovered: returning it");
         return Ok(result(&existing));
     }
@@ -98,17 +92,16 @@ pub async fn handle(
             ));
         }
     }
-    let manifest = BatchManifest {
-        schema_version: STATE_SCHEMA_VERSION,
-        batch_id: batch_id.clone(),
-        execution: event.execution,
-        created_at: now(),
+    let mut manifest = BatchManifest::new(
+        &batch_id,
+        event.execution,
+        jiff::Timestamp::now(),
         secrets,
-        strategy: input.options.strategy,
+        input.options.strategy,
         plan,
-        notes,
-    };
-    let manifest = save_new_batch(&refresher, manifest).await?;
+    );
+    manifest.notes = notes;
+    let manifest = refresher.batches().create(manifest).await?;
     info!(
         batch = %batch_id,
         to_refresh = manifest.plan.stacks.len(),

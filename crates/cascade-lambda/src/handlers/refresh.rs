@@ -2,13 +2,9 @@
 //! iteration: `begin`, `poll`, `finish`, or `record-failure` (any error caught in the
 //! iteration becomes the stack's outcome). Every step is safe to call again.
 
-use std::time::{Duration, SystemTime};
-
-use cascade_aws::refresh::now;
-use cascade_aws::run::load_manifest;
-use cascade_core::batch::{StackState, keys};
-use cascade_core::refresh::Progress;
-use cascade_core::report::{Outcome, Phase};
+use cascade_core::caught::CaughtError;
+use cascade_core::refresh::{StackState, Step};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -76,14 +72,17 @@ pub struct StepResult {
     pub wait_seconds: u32,
 }
 
-/// Handles a `refresh` event.
+/// Handles a `refresh` event: carries out the step the stack's state calls for, when it
+/// is the one the event asks for (a retried event whose step is done already does
+/// nothing), and says what comes next.
 pub async fn handle(
     context: &Context<RefreshConfig>,
     event: RefreshEvent,
 ) -> Result<StepResult, HandlerError> {
     let refresher = context.refresher();
+    let batches = refresher.batches();
     let batch = event.batch_id.as_str();
-    let manifest = load_manifest(&refresher, batch).await?;
+    let manifest = batches.manifest(batch).await?;
     let plan = manifest
         .plan
         .stacks
@@ -96,49 +95,36 @@ pub async fn handle(
             )
         })?
         .clone();
-    let mut state: StackState = refresher
-        .store
-        .get_json(&keys::state(batch, &event.stack))
+    let mut state = batches
+        .state(batch, &event.stack)
         .await?
         .unwrap_or_else(|| StackState::planned(&plan));
 
-    let next = if state.is_final() {
-        Next::Done
-    } else {
-        match event.action {
-            Action::Begin => {
-                if matches!(state.phase, Phase::Begin | Phase::Plan) {
-                    refresher.begin(&manifest, &plan, &mut state).await?;
-                }
-                waiting_or_done(&state)
-            }
-            Action::Poll => {
-                let look = refresher.poll(&event.stack).await?;
-                if look.progress == Progress::InProgress
-                    && !waited_too_long(&state, context.config.max_wait)
-                {
-                    Next::Wait
-                } else {
-                    let look = (look.progress != Progress::InProgress).then_some(look);
-                    if refresher.settle(batch, &mut state, look).await? {
-                        Next::Finish
-                    } else {
-                        Next::Done
-                    }
-                }
-            }
-            Action::Finish => {
-                if state.phase == Phase::Remove {
-                    refresher.finish(batch, &mut state).await?;
-                }
-                waiting_or_done(&state)
-            }
-            Action::RecordFailure => {
-                record_failure(&mut state, event.error.as_ref());
-                refresher.save_state(batch, &state).await?;
-                Next::Done
-            }
+    match (event.action, state.next_step()) {
+        (_, Step::Done) => {}
+        (Action::RecordFailure, _) => {
+            let caught = event
+                .error
+                .as_ref()
+                .map(CaughtError::from_value)
+                .unwrap_or_default();
+            state.record_failure(&caught, Timestamp::now());
+            refresher.save_state(batch, &state).await?;
         }
+        (_, Step::Begin) => refresher.begin(&manifest, &plan, &mut state).await?,
+        (Action::Poll, Step::Poll) => {
+            let look = refresher.poll(&event.stack).await?;
+            let observation = state.observe(look, Timestamp::now(), context.config.max_wait);
+            refresher.settle(batch, &mut state, observation).await?;
+        }
+        (Action::Finish, Step::Finish) => refresher.finish(batch, &mut state).await?,
+        // The state is past what the event asks for (a retried event): say where it is.
+        (_, Step::Poll | Step::Finish) => {}
+    }
+    let next = match state.next_step() {
+        Step::Done => Next::Done,
+        Step::Finish => Next::Finish,
+        Step::Begin | Step::Poll => Next::Wait,
     };
     Ok(StepResult {
         batch_id: event.batch_id,
@@ -148,113 +134,10 @@ pub async fn handle(
     })
 }
 
-fn waiting_or_done(state: &StackState) -> Next {
-    if state.is_final() {
-        Next::Done
-    } else {
-        Next::Wait
-    }
-}
-
-/// Whether the update being waited on was issued longer ago than `max_wait`.
-fn waited_too_long(state: &StackState, max_wait: Duration) -> bool {
-    let Some(issued) = state.update_issued_at.as_deref().and_then(|t| {
-        aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime).ok()
-    }) else {
-        return false;
-    };
-    let issued = SystemTime::try_from(issued).unwrap_or(SystemTime::now());
-    SystemTime::now().duration_since(issued).unwrap_or_default() > max_wait
-}
-
-/// The stack's outcome after an error the state machine caught: degraded when resources
-/// may be removed (between removal and restore), failed otherwise.
-fn record_failure(state: &mut StackState, error: Option<&Value>) {
-    let field = |name: &str| {
-        error
-            .and_then(|e| e.get(name))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let (name, cause) = (field("Error"), field("Cause"));
-    let cause = serde_json::from_str::<Value>(&cause)
-        .ok()
-        .and_then(|c| {
-            c.get("errorMessage")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or(cause);
-    let outcome = match state.phase {
-        Phase::Remove | Phase::Restore => Outcome::Degraded,
-        _ => Outcome::Failed,
-    };
-    let reason = format!(
-        "the refresh step failed in phase {:?}: {}{}",
-        state.phase,
-        if name.is_empty() {
-            "unknown error"
-        } else {
-            &name
-        },
-        if cause.is_empty() {
-            String::new()
-        } else {
-            format!(": {cause}")
-        }
-    );
-    state.conclude(outcome, Some(reason), &now());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cascade_core::plan::Strategy;
     use serde_json::json;
-
-    fn state(phase: Phase) -> StackState {
-        StackState {
-            stack_name: "app".into(),
-            stack_id: "id".into(),
-            strategy: Some(Strategy::Recreate),
-            resources: vec![],
-            phase,
-            outcome: None,
-            reason: None,
-            failed_resources: vec![],
-            started_at: None,
-            finished_at: None,
-            attempt: 1,
-            update_issued_at: None,
-        }
-    }
-
-    #[test]
-    fn a_caught_error_is_degraded_only_where_resources_may_be_removed() {
-        let error = json!({"Error": "Throttled", "Cause": "{\"errorType\":\"Throttled\",\"errorMessage\":\"Rate exceeded\"}"});
-        let mut s = state(Phase::Remove);
-        record_failure(&mut s, Some(&error));
-        assert_eq!(s.outcome, Some(Outcome::Degraded));
-        assert_eq!(
-            s.reason.as_deref(),
-            Some("the refresh step failed in phase Remove: Throttled: Rate exceeded")
-        );
-        let mut s = state(Phase::Begin);
-        record_failure(&mut s, None);
-        assert_eq!(s.outcome, Some(Outcome::Failed));
-        assert!(s.reason.unwrap().contains("unknown error"));
-    }
-
-    #[test]
-    fn waiting_too_long_is_measured_from_the_update() {
-        let mut s = state(Phase::Remove);
-        assert!(!waited_too_long(&s, Duration::from_secs(1)));
-        s.update_issued_at = Some("2020-01-01T00:00:00Z".into());
-        assert!(waited_too_long(&s, Duration::from_secs(60)));
-        s.update_issued_at = Some(now());
-        assert!(!waited_too_long(&s, Duration::from_secs(60)));
-    }
 
     #[test]
     fn events_and_results_have_the_state_machine_shape() {

@@ -1,11 +1,10 @@
 //! `report`: builds the batch's report from the saved state of every stack, writes it to
 //! S3 as JSON and Markdown, and returns where it is with the totals.
 
-use cascade_aws::refresh::now;
-use cascade_aws::run::{load_states, write_report};
-use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, build_report, keys};
-use cascade_core::plan::{Plan, StrategyChoice};
+use cascade_core::batch::{BatchManifest, build_report, keys};
+use cascade_core::caught::CaughtError;
 use cascade_core::report::Totals;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -47,26 +46,14 @@ pub async fn handle(
         .or_else(|| input.get("batch_id").and_then(Value::as_str))
         .ok_or_else(|| HandlerError::new(ErrorKind::InvalidInput, "the event names no batch_id"))?
         .to_string();
-    let (mut manifest, states) = match refresher
-        .store
-        .get_json::<BatchManifest>(&keys::manifest(&batch_id))
-        .await?
-    {
+    let batches = refresher.batches();
+    let (mut manifest, states) = match batches.find_manifest(&batch_id).await? {
         Some(manifest) => {
-            let states = load_states(&refresher, &manifest).await?;
+            let states = batches.states(&manifest).await?;
             (manifest, states)
         }
         None => (
-            BatchManifest {
-                schema_version: STATE_SCHEMA_VERSION,
-                batch_id: batch_id.clone(),
-                execution: event.execution.clone(),
-                created_at: now(),
-                secrets: Vec::new(),
-                strategy: StrategyChoice::Auto,
-                plan: Plan::empty(Vec::new()),
-                notes: Vec::new(),
-            },
+            BatchManifest::missing(&batch_id, &event.execution, Timestamp::now()),
             Vec::new(),
         ),
     };
@@ -77,56 +64,14 @@ pub async fn handle(
         if let Some(error) = input.pointer(pointer) {
             manifest
                 .notes
-                .push(format!("{what}: {}", describe_error(error)));
+                .push(format!("{what}: {}", CaughtError::from_value(error)));
         }
     }
-    let report = build_report(&manifest, &states, Some(&now()));
-    write_report(&refresher, &report).await?;
+    let report = build_report(&manifest, &states, Some(Timestamp::now()));
+    batches.write_report(&report).await?;
     Ok(ReportResult {
         batch_id,
         report_key: keys::report_json(&report.batch_id),
         totals: report.totals,
     })
-}
-
-/// `{"Error": ..., "Cause": ...}` in a line; a Lambda error's cause is its JSON body.
-fn describe_error(error: &Value) -> String {
-    let name = error
-        .get("Error")
-        .and_then(Value::as_str)
-        .unwrap_or("error");
-    let cause = error.get("Cause").and_then(Value::as_str).unwrap_or("");
-    let cause = serde_json::from_str::<Value>(cause)
-        .ok()
-        .and_then(|c| {
-            c.get("errorMessage")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| cause.to_string());
-    if cause.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}: {cause}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn errors_read_as_a_line() {
-        assert_eq!(
-            describe_error(
-                &json!({"Error": "AwsCallFailed", "Cause": "{\"errorType\":\"AwsCallFailed\",\"errorMessage\":\"cloudformation:DescribeStacks failed: AccessDenied: no\"}"})
-            ),
-            "AwsCallFailed: cloudformation:DescribeStacks failed: AccessDenied: no"
-        );
-        assert_eq!(
-            describe_error(&json!({"Error": "States.Timeout"})),
-            "States.Timeout"
-        );
-    }
 }

@@ -1,7 +1,6 @@
-//! What each refresh step sends to CloudFormation, decided without I/O (DESIGN.md §2):
-//! the template without the affected resources (`recreate`), the template with each
-//! matching dynamic reference pinned to the new version (`pin`), how a stack status reads,
-//! and the tokens that make a retried call harmless.
+//! The templates the refresh updates send (DESIGN.md §2): the original without the
+//! affected resources (`recreate`), or with each matching dynamic reference pinned to the
+//! new version (`pin`).
 
 use std::collections::BTreeSet;
 use std::collections::HashMap;
@@ -221,7 +220,7 @@ fn pin_text<'s>(
 /// First private-use character standing for a masked `${...}` variable.
 const MASK_BASE: u32 = 0xE100;
 
-fn mask_variables(text: &str) -> (String, Vec<String>) {
+pub(super) fn mask_variables(text: &str) -> (String, Vec<String>) {
     let mut masked = String::new();
     let mut tokens = Vec::new();
     let mut rest = text;
@@ -244,7 +243,7 @@ fn mask_variables(text: &str) -> (String, Vec<String>) {
     (masked, tokens)
 }
 
-fn unmask(text: &str, tokens: &[String]) -> String {
+pub(super) fn unmask(text: &str, tokens: &[String]) -> String {
     text.chars()
         .map(|c| {
             let index = (c as u32).wrapping_sub(MASK_BASE) as usize;
@@ -327,54 +326,3 @@ fn record_pins(template: &mut Value, pins: &[Pin]) {
         );
     }
 }
-
-/// How a stack status reads for a refresh waiting on its update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// Still working (`*_IN_PROGRESS`, cleanup included).
-    InProgress,
-    /// The update completed.
-    Complete,
-    /// The update failed and was rolled back: the stack is as before it.
-    RolledBack,
-    /// The update failed and the rollback failed too: the stack needs attention.
-    Broken,
-    /// The stack is gone or going.
-    Gone,
-}
-
-/// Reads a CloudFormation stack status.
-pub fn classify_status(status: &str) -> Progress {
-    match status {
-        s if s.starts_with("DELETE_") => Progress::Gone,
-        s if s.ends_with("_IN_PROGRESS") => Progress::InProgress,
-        "UPDATE_ROLLBACK_COMPLETE" | "IMPORT_ROLLBACK_COMPLETE" => Progress::RolledBack,
-        s if s.ends_with("_FAILED") || s == "ROLLBACK_COMPLETE" => Progress::Broken,
-        _ => Progress::Complete,
-    }
-}
-
-/// A `ClientRequestToken` for one update of a batch: the same step retried gets the same
-/// token (CloudFormation then knows it is not a second update); `attempt` tells a
-/// deliberate new attempt (`--retry-failed`) from a retried call.
-pub fn client_request_token(batch_id: &str, step: &str, attempt: u32) -> String {
-    let raw = format!("cascade-{batch_id}-{step}-{attempt}");
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(128)
-        .collect()
-}
-
-/// Whether CloudFormation's answer means the template already says what we ask: success.
-pub fn is_no_updates_message(message: &str) -> bool {
-    message.contains("No updates are to be performed")
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,0 +1,22 @@
+//! The refresh of one stack (DESIGN.md §2), decided without I/O:
+//!
+//! - [`state`]: the stack's saved state and its transitions, the one owner of what a
+//!   refresh does next and what an observation makes of it;
+//! - [`template`]: the templates the updates send (`recreate`'s removal, `pin`'s pins);
+//! - [`status`]: how a stack status reads for an update being waited on;
+//! - [`token`]: the updates by what they do, and their request tokens.
+
+pub mod state;
+pub mod status;
+pub mod template;
+pub mod token;
+
+pub use state::{Observation, Settled, StackState, Step, UpdateAnswer, update_timed_out};
+pub use status::{Look, UpdateProgress};
+pub use template::{
+    MAX_TEMPLATE_BODY_BYTES, PLACEHOLDER_ID, Pin, RefreshError, pinned_template, removal_template,
+};
+pub use token::{UpdateStep, client_request_token, manual_restore_token};
+
+#[cfg(test)]
+mod tests;
