@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::config::GatekeeperConfig;
-use crate::error::{ErrorKind, HandlerError};
+use crate::error::HandlerError;
 use crate::handlers::Context;
 
 /// The result: what the invocation did.
@@ -19,9 +19,9 @@ pub struct GatekeeperResult {
 
 /// Handles a scheduled or execution-status-change event.
 pub async fn handle(context: &Context<GatekeeperConfig>) -> Result<GatekeeperResult, HandlerError> {
-    let outcome = run_gatekeeper(&context.clients, &context.config)
-        .await
-        .map_err(|e| HandlerError::new(ErrorKind::AwsCallFailed, e.to_string()))?;
+    // A failure keeps the kind of the AWS error behind it (a throttled call stays
+    // `Throttled`).
+    let outcome = run_gatekeeper(&context.clients, &context.config).await?;
     info!(?outcome, "gatekeeper");
     Ok(GatekeeperResult {
         outcome: format!("{outcome:?}"),
