@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::{Capability, Parameter, Stack};
 use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, SavedOriginal};
+use cascade_core::defaults;
 use cascade_core::plan::{StackPlan, Strategy, template_digest};
 use cascade_core::refresh::{
     Look, MAX_TEMPLATE_BODY_BYTES, Observation, Settled, StackState, UpdateAnswer, UpdateProgress,
@@ -44,9 +45,9 @@ pub struct PollPolicy {
 impl Default for PollPolicy {
     fn default() -> Self {
         PollPolicy {
-            initial: Duration::from_secs(5),
-            max: Duration::from_secs(30),
-            max_wait: Duration::from_secs(60 * 60),
+            initial: Duration::from_secs(defaults::POLL_SECONDS),
+            max: Duration::from_secs(defaults::MAX_POLL_SECONDS),
+            max_wait: Duration::from_secs(defaults::MAX_WAIT_SECONDS),
         }
     }
 }

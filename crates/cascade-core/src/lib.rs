@@ -15,13 +15,18 @@
 //!   updates send; [`batch`] is what a batch keeps (manifest, saved originals, keys) and
 //!   its report; [`report`] renders reports (JSON, Markdown, Slack).
 //! - [`caught`] reads an error the state machine caught.
+//! - [`glob`] and [`digest`] are the shared helpers: wildcard matching and SHA-256 hex;
+//!   [`defaults`] holds the default refresh timings every entry point uses.
 
 pub mod batch;
 pub mod caught;
 pub mod create_only;
+pub mod defaults;
+pub mod digest;
 pub mod dynref;
 pub mod eval;
 pub mod finder;
+pub mod glob;
 pub mod graph;
 pub mod intake;
 pub mod plan;

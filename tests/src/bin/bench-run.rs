@@ -55,11 +55,7 @@ async fn main() -> anyhow::Result<()> {
         .context("CreateBucket")?;
     let refresher = Refresher {
         clients: clients.clone(),
-        store: Store::S3 {
-            client: clients.s3.clone(),
-            bucket: BUCKET.into(),
-            prefix: String::new(),
-        },
+        store: Store::s3(clients.s3.clone(), BUCKET),
         settings: RefreshSettings {
             poll: PollPolicy {
                 initial: Duration::from_millis(10),

@@ -14,11 +14,10 @@ use cascade_aws::discovery::plan_secrets;
 use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
 use cascade_aws::run::{Observer, RunEvent, RunSummary, mark_failed_for_retry, run_batch};
 use cascade_aws::secrets::resolve_secrets;
-use cascade_aws::slack::{RetryPolicy, SlackDelivery, post_message, webhook_url};
+use cascade_aws::slack::{Notification, RetryPolicy, SlackClient};
 use cascade_core::batch::new_batch_id;
 use cascade_core::plan::Plan;
 use cascade_core::report::markdown::render_markdown;
-use cascade_core::report::slack::slack_message;
 use cascade_core::report::{Outcome, Report};
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
@@ -137,22 +136,18 @@ async fn finish(
 
 /// Posts the report's summary to Slack; never fails the run.
 async fn notify_slack(refresher: &Refresher, secret: &str, report: &Report, location: &str) {
-    let url = match webhook_url(&refresher.clients.secrets, secret).await {
-        Ok(url) => url,
-        Err(e) => {
-            eprintln!("warning: no Slack message: {e}");
-            return;
+    let notification = match SlackClient::new(RetryPolicy::default()) {
+        Ok(slack) => {
+            slack
+                .notify_report(&refresher.clients.secrets, secret, report, location)
+                .await
         }
+        Err(e) => Notification::NotSent(e),
     };
-    match post_message(
-        &url,
-        &slack_message(report, Some(location)),
-        &RetryPolicy::default(),
-    )
-    .await
-    {
-        SlackDelivery::Delivered { .. } => eprintln!("Slack: message sent"),
-        SlackDelivery::GaveUp { attempts, reason } => {
+    match notification {
+        Notification::Delivered { .. } => eprintln!("Slack: message sent"),
+        Notification::NotSent(e) => eprintln!("warning: no Slack message: {e}"),
+        Notification::GaveUp { attempts, reason } => {
             eprintln!(
                 "warning: Slack message not delivered after {attempts} attempt(s): {reason} (the report is saved)"
             )
@@ -170,20 +165,11 @@ fn write_local_report(dir: &Path, report: &Report) -> anyhow::Result<()> {
 
 /// Keeps only the named stacks; a name that is not in the plan is an error.
 fn only_stacks(mut plan: Plan, names: &[String]) -> anyhow::Result<Plan> {
-    if names.is_empty() {
-        return Ok(plan);
+    if let Some(name) = plan.keep_stacks(names).first() {
+        bail!(
+            "stack {name} does not depend on these secrets (or does not exist): see `cascade plan`"
+        );
     }
-    for name in names {
-        let known = plan.stacks.iter().any(|s| &s.stack_name == name)
-            || plan.skipped.iter().any(|s| &s.stack_name == name);
-        if !known {
-            bail!(
-                "stack {name} does not depend on these secrets (or does not exist): see `cascade plan`"
-            );
-        }
-    }
-    plan.stacks.retain(|s| names.contains(&s.stack_name));
-    plan.skipped.retain(|s| names.contains(&s.stack_name));
     Ok(plan)
 }
 
@@ -307,6 +293,18 @@ impl Observer for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_stack_not_in_the_plan_is_an_error() {
+        let plan = Plan::empty(Vec::new());
+        assert_eq!(only_stacks(plan.clone(), &[]).unwrap(), plan);
+        let e = only_stacks(plan, &["ghost".to_string()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("stack ghost does not depend on these secrets"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn seconds_must_be_positive() {
