@@ -138,7 +138,7 @@ impl<'a> BatchStore<'a> {
         step: UpdateStep,
         body: String,
     ) -> Result<String, StoreError> {
-        let key = keys::template(batch_id, stack_name, step.template_name());
+        let key = keys::template(batch_id, stack_name, step);
         self.store
             .put(&key, body.into_bytes(), "application/json")
             .await?;

@@ -19,7 +19,7 @@ use cascade_core::refresh::{
     update_timed_out,
 };
 use cascade_core::report::{FailedResource, Outcome};
-use cascade_core::stack::{MASKED_VALUE, StackInfo, UPDATABLE_STATUSES, no_echo_parameters};
+use cascade_core::stack::{MASKED_VALUE, StackInfo, no_echo_parameters, status_allows_update};
 use cascade_core::template::read_template;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -213,7 +213,7 @@ impl Refresher {
             state.update_issued(step, Timestamp::now());
             return Ok(self.save_state(batch, state).await?);
         }
-        if !UPDATABLE_STATUSES.contains(&status) {
+        if !status_allows_update(status) {
             let reason = format!("stack status {status} does not allow an update");
             return self.conclude(batch, state, Outcome::Skipped, reason).await;
         }
@@ -433,7 +433,7 @@ impl Refresher {
             let key = cascade_core::batch::keys::template(
                 request.batch_id,
                 request.stack_name,
-                request.step.template_name(),
+                request.step,
             );
             let Some(url) = self.store.template_url(&key, &region) else {
                 return Ok(UpdateAnswer::Rejected(format!(

@@ -155,8 +155,11 @@ pub mod keys {
         format!("batches/{batch}/originals/{stack}.json")
     }
     /// A template uploaded for TemplateURL.
-    pub fn template(batch: &str, stack: &str, step: &str) -> String {
-        format!("batches/{batch}/templates/{stack}-{step}.json")
+    pub fn template(batch: &str, stack: &str, step: crate::refresh::UpdateStep) -> String {
+        format!(
+            "batches/{batch}/templates/{stack}-{}.json",
+            step.template_name()
+        )
     }
     /// The JSON report.
     pub fn report_json(batch: &str) -> String {
