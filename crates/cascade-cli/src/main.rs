@@ -36,7 +36,9 @@ async fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(args).await,
         Command::Enqueue(args) => commands::enqueue::run(args).await,
         Command::Status(args) => commands::status::run(args).await,
-        Command::Template(TemplateCommand::ToJson { file }) => commands::template::to_json(&file),
+        Command::Template(TemplateCommand::ToJson { file }) => {
+            commands::template::to_json(&file).await
+        }
     };
     match result {
         Ok(code) => code,

@@ -110,7 +110,7 @@ async fn finish(
 ) -> anyhow::Result<ExitCode> {
     let report = &summary.report;
     if let Some(dir) = &args.report_dir {
-        write_local_report(dir, report)?;
+        write_local_report(dir, report).await?;
     }
     eprintln!("{}", render::report_summary(report, elapsed));
     eprintln!("report: {}", summary.report_location);
@@ -155,10 +155,18 @@ async fn notify_slack(refresher: &Refresher, secret: &str, report: &Report, loca
     }
 }
 
-fn write_local_report(dir: &Path, report: &Report) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(report)?)?;
-    std::fs::write(dir.join("report.md"), render_markdown(report))?;
+async fn write_local_report(dir: &Path, report: &Report) -> anyhow::Result<()> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = dir.join("report.json");
+    tokio::fs::write(&json, serde_json::to_vec_pretty(report)?)
+        .await
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    let md = dir.join("report.md");
+    tokio::fs::write(&md, render_markdown(report))
+        .await
+        .with_context(|| format!("cannot write {}", md.display()))?;
     eprintln!("report written to {}", dir.display());
     Ok(())
 }
