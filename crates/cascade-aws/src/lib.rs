@@ -8,6 +8,7 @@
 //! - [`refresh`] carries out the refresh steps of one stack; [`run`] runs a whole batch
 //!   from one machine; [`store`] and [`batch_store`] keep a batch's state, originals and
 //!   report (S3 or a directory).
+//! - [`ecs`] restarts a service whose tasks read a secret when they start.
 //! - [`gatekeeper`] turns queued tickets into one execution at a time; [`slack`] posts
 //!   the message.
 
@@ -15,6 +16,7 @@ pub mod batch_store;
 pub mod calls;
 pub mod clients;
 pub mod discovery;
+pub mod ecs;
 pub mod error;
 pub mod gatekeeper;
 pub mod refresh;
