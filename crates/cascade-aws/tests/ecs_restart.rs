@@ -65,20 +65,29 @@ async fn service_of_stack(local: &LocalStack, name: &str, marker: &str) -> Servi
         .expect("the service has a physical id")
 }
 
-#[tokio::test]
-async fn a_restart_is_a_new_deployment_of_the_same_service() {
-    let local = LocalStack::start().unwrap();
-    let clients = local.clients().await;
-    let service = service_of_stack(&local, "orders", "normal").await;
-    let before = clients
+/// The service as DescribeServices shows it now.
+async fn described(
+    clients: &cascade_aws::Clients,
+    service: &ServiceRef,
+) -> aws_sdk_ecs::types::Service {
+    clients
         .ecs
         .describe_services()
         .cluster(&service.cluster)
         .services(&service.service)
         .send()
         .await
-        .unwrap();
-    let before = &before.services()[0];
+        .unwrap()
+        .services()[0]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_restart_is_a_new_deployment_of_the_same_service() {
+    let local = LocalStack::start().unwrap();
+    let clients = local.clients().await;
+    let service = service_of_stack(&local, "orders", "normal").await;
+    let before = described(&clients, &service).await;
 
     let deployment = force_new_deployment(&clients, &service).await.unwrap();
     assert_ne!(
@@ -90,15 +99,8 @@ async fn a_restart_is_a_new_deployment_of_the_same_service() {
         rollout(&clients, &service, &deployment).await.unwrap(),
         Rollout::Completed
     );
-    let after = clients
-        .ecs
-        .describe_services()
-        .cluster(&service.cluster)
-        .services(&service.service)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.services()[0].service_arn(), before.service_arn());
+    let after = described(&clients, &service).await;
+    assert_eq!(after.service_arn(), before.service_arn());
     assert_eq!(
         rollout(&clients, &service, "ecs-svc/0000000000000000000")
             .await
