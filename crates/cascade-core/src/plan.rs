@@ -548,19 +548,12 @@ fn decide(
     } else {
         Vec::new()
     };
-    let resources: BTreeSet<String> = acted
-        .pins
-        .iter()
-        .chain(&acted.roots)
-        .chain(&acted.restarts)
-        .cloned()
-        .collect();
     Some(StackOutcome::Refresh(StackPlan {
         stack_name: stack.name.clone(),
         stack_id: stack.id.clone(),
         strategy,
         secrets: secrets.into_iter().collect(),
-        resources: resources.into_iter().collect(),
+        resources: acted.resources.iter().cloned().collect(),
         needs_placeholder: recreate && acted.closure.len() == resource_ids(template).len(),
         closure: if recreate {
             acted.closure.into_iter().collect()

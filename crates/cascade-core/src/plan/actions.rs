@@ -63,14 +63,13 @@ pub struct ResourceAction {
 /// Per-resource actions, before the stack's strategy is decided.
 #[derive(Debug, Default)]
 pub(super) struct Actions {
-    /// Resources pinned.
-    pub pins: BTreeSet<String>,
     /// Resources recreated because of their own references (the closure's roots).
     pub roots: BTreeSet<String>,
     /// Everything removed and added back: the roots and their dependants.
     pub closure: BTreeSet<String>,
-    /// ECS services restarted.
-    pub restarts: BTreeSet<String>,
+    /// The resources refreshed for their own references (pinned, or recreated as roots
+    /// or in the closure) and the services restarted.
+    pub resources: BTreeSet<String>,
     /// One entry per resource with a reference or an action, by logical id.
     pub list: Vec<ResourceAction>,
 }
@@ -236,9 +235,11 @@ fn build(
     let graph = DependencyGraph::of(template);
     let root_ids: BTreeSet<String> = roots.keys().cloned().collect();
     let closure = graph.dependants_closure(&root_ids);
+    let mut resources: BTreeSet<String> = pins.iter().chain(&root_ids).cloned().collect();
     // What the closure removes and adds back needs no pin or restart of its own.
     pins.retain(|id| !closure.contains(id));
     restarts.retain(|id| !closure.contains(id));
+    resources.extend(restarts.iter().cloned());
 
     let kind_of = |id: &str| resource_type(template, id).unwrap_or("").to_string();
     let mut list = Vec::new();
@@ -306,10 +307,9 @@ fn build(
     }
     list.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
     Actions {
-        pins,
         roots: root_ids,
         closure,
-        restarts,
+        resources,
         list,
     }
 }
