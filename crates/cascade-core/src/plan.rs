@@ -584,7 +584,7 @@ fn not_yet_supported(list: &[ResourceAction], kinds: &BTreeSet<Action>) -> Strin
         "the refresh does not pin and recreate in one stack yet"
     };
     format!(
-        "planned as {}, but {why}: not refreshed (--strategy recreate or pin forces one behaviour)",
+        "planned as {}, but {why}: skipped until it does",
         planned.join("; ")
     )
 }

@@ -140,7 +140,7 @@ pub(super) fn auto(
         if why.is_empty() {
             pins.insert(id);
         } else {
-            why_recreate.insert(id, why);
+            why_recreate.insert(id, dedup(why));
         }
     }
     let restarts: BTreeSet<String> = references
@@ -160,7 +160,7 @@ pub(super) fn recreate_all(template: &Value, references: &[Reference]) -> Action
             .iter()
             .map(|r| format!("{} ({} reference)", r.path, form_name(r.form)))
             .collect();
-        roots.insert(id, why);
+        roots.insert(id, dedup(why));
     }
     for r in references
         .iter()
@@ -348,21 +348,23 @@ fn pin_reason(references: &[Reference], id: &str) -> String {
 }
 
 fn restart_reason(references: &[Reference], service: &str) -> String {
-    let tasks: Vec<String> = references
+    let mut by_task: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in references
         .iter()
         .filter(|r| r.disposition == Disposition::Restart && r.targets.iter().any(|t| t == service))
-        .map(|r| {
-            format!(
-                "{}, which reads {} ({})",
-                r.resource.as_deref().unwrap_or("?"),
-                r.secret,
-                property_of(r)
-            )
-        })
+    {
+        by_task
+            .entry(r.resource.as_deref().unwrap_or("?"))
+            .or_default()
+            .push(r.secret.clone());
+    }
+    let tasks: Vec<String> = by_task
+        .into_iter()
+        .map(|(task, secrets)| format!("{task}, which reads {}", dedup(secrets).join(", ")))
         .collect();
     format!(
-        "runs {}: a new deployment starts tasks that read the new value; nothing is removed, the template does not change",
-        dedup(tasks).join("; ")
+        "runs {} when a task starts (ValueFrom): a new deployment starts tasks that read the new value; nothing is removed, the template does not change",
+        tasks.join("; ")
     )
 }
 

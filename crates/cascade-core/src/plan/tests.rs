@@ -595,7 +595,7 @@ fn an_ecs_service_is_restarted_not_removed() {
     assert_eq!(summary(&s.actions), [("Service", Action::Restart)]);
     assert_eq!(
         s.actions[0].reason,
-        "runs Task, which reads db (ContainerDefinitions[0].Secrets[0].ValueFrom): a new deployment starts tasks that read the new value; nothing is removed, the template does not change"
+        "runs Task, which reads db when a task starts (ValueFrom): a new deployment starts tasks that read the new value; nothing is removed, the template does not change"
     );
     assert!(
         s.reason.starts_with(
