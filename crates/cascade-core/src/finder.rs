@@ -58,6 +58,22 @@ impl Form {
     }
 }
 
+impl std::fmt::Display for Form {
+    /// The name the plan JSON uses, e.g. `ecs-value-from`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Form::DynamicReference => "dynamic-reference",
+            Form::DynamicReferenceSub => "dynamic-reference-sub",
+            Form::DynamicReferenceJoin => "dynamic-reference-join",
+            Form::Parameter => "parameter",
+            Form::ImportValue => "import-value",
+            Form::Tag => "tag",
+            Form::Macro => "macro",
+            Form::EcsValueFrom => "ecs-value-from",
+        })
+    }
+}
+
 /// What to do with a reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -78,6 +94,21 @@ pub enum Disposition {
     /// Read at run time by ECS tasks: the services running them are restarted (a new
     /// deployment); the template does not change. `targets` are those services.
     Restart,
+}
+
+impl std::fmt::Display for Disposition {
+    /// The name the plan JSON uses, e.g. `create-only`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Disposition::Refresh => "refresh",
+            Disposition::Pinned => "pinned",
+            Disposition::Current => "current",
+            Disposition::Reported => "reported",
+            Disposition::Possible => "possible",
+            Disposition::CreateOnly => "create-only",
+            Disposition::Restart => "restart",
+        })
+    }
 }
 
 /// One reference to a secret in a stack.

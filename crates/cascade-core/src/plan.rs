@@ -476,23 +476,13 @@ fn decide(
             let acted = actions::auto(template, &references, policy.as_ref());
             let blockers = checks.recreate_blockers(&acted.closure);
             if !blockers.is_empty() {
-                let unpinnable: Vec<String> = acted
-                    .list
-                    .iter()
-                    .filter(|a| a.action == Action::Recreate && acted.roots.contains(&a.logical_id))
-                    .map(|a| {
-                        a.reason
-                            .trim_start_matches("only removing and adding it back refreshes it: ")
-                            .to_string()
-                    })
-                    .collect();
                 return Some(skip(
                     stack,
                     SkipCode::Unsafe,
                     format!(
                         "recreate is not safe: {}; pin is not possible: {}",
                         blockers.join("; "),
-                        unpinnable.join("; ")
+                        acted.root_reasons.join("; ")
                     ),
                     references,
                 ));

@@ -63,8 +63,8 @@ pub struct ResourceAction {
 /// Per-resource actions, before the stack's strategy is decided.
 #[derive(Debug, Default)]
 pub(super) struct Actions {
-    /// Resources recreated because of their own references (the closure's roots).
-    pub roots: BTreeSet<String>,
+    /// Why each root cannot be refreshed otherwise, in order.
+    pub root_reasons: Vec<String>,
     /// Everything removed and added back: the roots and their dependants.
     pub closure: BTreeSet<String>,
     /// The resources refreshed for their own references (pinned, or recreated as roots
@@ -88,15 +88,13 @@ impl Actions {
 /// Why a refreshed reference cannot be pinned, if it cannot.
 pub(super) fn unpinnable(template: &Value, r: &Reference) -> Option<String> {
     if !r.form.is_dynamic_reference() {
+        let article = match r.form {
+            Form::ImportValue | Form::EcsValueFrom => "an",
+            _ => "a",
+        };
         return Some(format!(
-            "{} is a{} {} reference, not a dynamic reference",
-            r.path,
-            if r.form == Form::ImportValue || r.form == Form::EcsValueFrom {
-                "n"
-            } else {
-                ""
-            },
-            form_name(r.form)
+            "{} is {article} {} reference, not a dynamic reference",
+            r.path, r.form
         ));
     }
     let kind = r
@@ -109,14 +107,6 @@ pub(super) fn unpinnable(template: &Value, r: &Reference) -> Option<String> {
             r.path
         )
     })
-}
-
-/// The form's name as the plan JSON spells it.
-pub(super) fn form_name(form: Form) -> String {
-    serde_json::to_value(form)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
 }
 
 /// What `auto` does: pin what can be pinned, restart ECS consumers, recreate the rest
@@ -158,7 +148,7 @@ pub(super) fn recreate_all(template: &Value, references: &[Reference]) -> Action
     for (id, refs) in refreshed_by_target(references) {
         let why = refs
             .iter()
-            .map(|r| format!("{} ({} reference)", r.path, form_name(r.form)))
+            .map(|r| format!("{} ({} reference)", r.path, r.form))
             .collect();
         roots.insert(id, dedup(why));
     }
@@ -307,7 +297,7 @@ fn build(
     }
     list.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
     Actions {
-        roots: root_ids,
+        root_reasons: roots.into_values().flatten().collect(),
         closure,
         resources,
         list,
@@ -381,13 +371,9 @@ fn property_of(r: &Reference) -> String {
 }
 
 fn report_line(r: &Reference) -> String {
-    let disposition = serde_json::to_value(r.disposition)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     match &r.detail {
-        Some(detail) => format!("{} ({disposition}): {detail}", property_of(r)),
-        None => format!("{} ({disposition})", property_of(r)),
+        Some(detail) => format!("{} ({}): {detail}", property_of(r), r.disposition),
+        None => format!("{} ({})", property_of(r), r.disposition),
     }
 }
 
