@@ -516,16 +516,23 @@ fn decide(
         }
     };
     let kinds = acted.kinds();
-    let strategy = match kinds.iter().copied().collect::<Vec<_>>().as_slice() {
-        [Action::Pin] => Strategy::Pin,
-        [Action::Recreate] => Strategy::Recreate,
-        _ => {
-            let reason = not_yet_supported(&acted.list, &kinds);
-            return Some(StackOutcome::Skip(SkippedStack {
-                actions: acted.list,
-                ..skipped_stack(stack, SkipCode::ActionNotYetSupported, reason, references)
-            }));
-        }
+    if kinds.is_empty() {
+        // Refreshed references that name no resource of the template (SAM Globals of a
+        // kind the stack has none of).
+        let (_, reason) = only_reported(&references);
+        return Some(skip(
+            stack,
+            SkipCode::ReportedOnly,
+            format!("no resource to refresh: {reason}"),
+            references,
+        ));
+    }
+    let Some(strategy) = carried_out_by(&kinds) else {
+        let reason = not_yet_supported(&acted.list, &kinds);
+        return Some(StackOutcome::Skip(SkippedStack {
+            actions: acted.list,
+            ..skipped_stack(stack, SkipCode::ActionNotYetSupported, reason, references)
+        }));
     };
     let secrets: BTreeSet<String> = references
         .iter()
@@ -556,6 +563,18 @@ fn decide(
         template_digest: template_digest(template),
         notes: Vec::new(),
     }))
+}
+
+/// The strategy whose template updates carry out these actions, when the refresh can
+/// today: pins alone (one update) or recreates alone (removal, then restore). Restarting
+/// ECS services, and pins with recreates in one stack, wait for the refresh to carry them
+/// out (then `[Pin, Restart]` and `[Restart]` map here too).
+fn carried_out_by(kinds: &BTreeSet<Action>) -> Option<Strategy> {
+    match kinds.iter().copied().collect::<Vec<_>>().as_slice() {
+        [Action::Pin] => Some(Strategy::Pin),
+        [Action::Recreate] => Some(Strategy::Recreate),
+        _ => None,
+    }
 }
 
 /// Why a stack whose actions the refresh cannot carry out yet is skipped, naming them.

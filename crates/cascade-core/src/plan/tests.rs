@@ -788,3 +788,19 @@ fn skipped_json_carries_the_planned_actions() {
     let v = serde_json::to_value(&plan).unwrap();
     assert!(v["skipped"][0].get("actions").is_none());
 }
+
+#[test]
+fn references_naming_no_resource_refresh_nothing() {
+    let t = json!({
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Globals": {"Function": {"Environment": {"Variables": {"P": "{{resolve:secretsmanager:db}}"}}}},
+        "Resources": {"T": {"Type": "AWS::SNS::Topic"}}
+    });
+    let s = skipped(stack("sam", t), &auto());
+    assert_eq!(s.code, SkipCode::ReportedOnly);
+    assert!(
+        s.reason.starts_with("no resource to refresh"),
+        "{}",
+        s.reason
+    );
+}
