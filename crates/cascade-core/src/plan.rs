@@ -24,7 +24,7 @@ pub use actions::{Action, ResourceAction};
 /// Version of the plan's JSON shape.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
-/// How a stack is refreshed.
+/// What a stack's template updates do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
@@ -34,16 +34,18 @@ pub enum Strategy {
     Pin,
 }
 
-/// The strategy asked for: one of the two, or `auto` to choose per stack.
+/// The strategy asked for: one of the two for every stack, or `auto` to choose per resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StrategyChoice {
-    /// `recreate` where it is safe, `pin` where only pin is, otherwise skip.
+    /// Per resource, the least disruptive safe action ([`Action`]): pin dynamic references
+    /// in updatable properties, restart ECS consumers, recreate only what nothing else
+    /// refreshes and only where that is safe; otherwise skip.
     #[default]
     Auto,
-    /// Always recreate (skip where unsafe).
+    /// Always recreate every resource to refresh (skip where unsafe).
     Recreate,
-    /// Always pin (skip where impossible).
+    /// Always pin (skip where any reference to refresh is not a pinnable dynamic reference).
     Pin,
 }
 
