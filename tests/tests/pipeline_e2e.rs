@@ -106,12 +106,17 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         ("database", DATABASE),
         ("broken-restore", BROKEN_RESTORE),
     ] {
-        cfn.create_stack()
-            .stack_name(name)
-            .template_body(body)
-            .send()
-            .await
-            .unwrap();
+        let mut create = cfn.create_stack().stack_name(name).template_body(body);
+        if name != "database" {
+            // These exercise removal and restore; auto would pin their dynamic references.
+            create = create.tags(
+                aws_sdk_cloudformation::types::Tag::builder()
+                    .key("cascade:strategy")
+                    .value("recreate")
+                    .build(),
+            );
+        }
+        create.send().await.unwrap();
     }
     let original_app = cfn
         .get_template()

@@ -1030,12 +1030,22 @@ fn print_calls(what: &str, calls: &BTreeMap<String, u64>, stacks: usize) {
 // ------------------------------------------------------------------ retry
 
 const REMOVAL_FAILS: &str = "removal-fails.yaml";
+
+/// The tag that makes a stack's refresh a recreate, whatever auto would choose.
+fn recreate_tag() -> aws_sdk_cloudformation::types::Tag {
+    aws_sdk_cloudformation::types::Tag::builder()
+        .key("cascade:strategy")
+        .value("recreate")
+        .build()
+}
 const RESTORE_FAILS: &str = "restore-fails.yaml";
 
+/// Creates a stack refreshed by recreate (auto would pin its dynamic references).
 async fn create_stack(cfn: &CloudFormation, name: &str, body: &str) -> anyhow::Result<()> {
     cfn.create_stack()
         .stack_name(name)
         .template_body(body)
+        .tags(recreate_tag())
         .capabilities(Capability::CapabilityIam)
         .send()
         .await
@@ -1174,6 +1184,7 @@ async fn noecho_values_are_never_saved() -> anyhow::Result<()> {
     cfn.create_stack()
         .stack_name("noecho")
         .template_body(&body)
+        .tags(recreate_tag())
         .capabilities(Capability::CapabilityIam)
         .parameters(
             Parameter::builder()

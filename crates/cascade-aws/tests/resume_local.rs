@@ -40,6 +40,13 @@ async fn a_begin_that_died_before_saving_is_recognised_on_resume() {
     cfn.create_stack()
         .stack_name("app")
         .template_body(APP)
+        // The test is about the removal update; auto would pin the dynamic reference.
+        .tags(
+            aws_sdk_cloudformation::types::Tag::builder()
+                .key("cascade:strategy")
+                .value("recreate")
+                .build(),
+        )
         .send()
         .await
         .unwrap();

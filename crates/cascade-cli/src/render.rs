@@ -1,12 +1,13 @@
 //! Tables for people.
 
-use cascade_core::finder::Disposition;
-use cascade_core::plan::Plan;
+use cascade_core::finder::{Disposition, Reference};
+use cascade_core::plan::{Action, Plan, ResourceAction};
 use cascade_core::report::Report;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 
-/// The plan as tables: stacks to refresh, then stacks skipped with the reason.
+/// The plan as tables: stacks to refresh (each resource's action, what is removed, every
+/// reference), then stacks skipped with the reason (and the actions planned, if any).
 pub fn plan_table(plan: &Plan) -> String {
     let mut out = String::new();
     let secrets: Vec<String> = plan
@@ -27,23 +28,11 @@ pub fn plan_table(plan: &Plan) -> String {
         let mut table = new_table([
             "Stack",
             "Strategy",
-            "Resources",
+            "Actions",
             "Removed and re-added",
             "References",
         ]);
         for p in &plan.stacks {
-            let refs: Vec<String> = p
-                .references
-                .iter()
-                .map(|r| {
-                    let mark = if r.disposition == Disposition::Refresh {
-                        ""
-                    } else {
-                        " (reported)"
-                    };
-                    format!("{}{mark}", r.path)
-                })
-                .collect();
             let mut strategy = p.strategy.to_string();
             if !p.notes.is_empty() {
                 strategy.push_str(&format!("\n{}", p.notes.join("\n")));
@@ -55,21 +44,55 @@ pub fn plan_table(plan: &Plan) -> String {
             table.add_row([
                 p.stack_name.clone(),
                 strategy,
-                p.resources.join(", "),
+                actions(&p.actions),
                 removed,
-                refs.join("\n"),
+                references(&p.references),
             ]);
         }
         out.push_str(&format!("\nTo refresh\n{table}\n"));
     }
     if !plan.skipped.is_empty() {
-        let mut table = new_table(["Stack", "Why skipped"]);
+        let mut table = new_table(["Stack", "Why skipped", "Actions planned"]);
         for s in &plan.skipped {
-            table.add_row([s.stack_name.clone(), s.reason.clone()]);
+            table.add_row([s.stack_name.clone(), s.reason.clone(), actions(&s.actions)]);
         }
         out.push_str(&format!("\nSkipped\n{table}\n"));
     }
     out
+}
+
+/// `Db: pin`, one resource a line; the reason under each one that is only reported.
+fn actions(actions: &[ResourceAction]) -> String {
+    actions
+        .iter()
+        .map(|a| match a.action {
+            Action::Report => format!("{}: report ({})", a.logical_id, a.reason),
+            _ => format!("{}: {}", a.logical_id, a.action),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Each reference's path, marked with its disposition unless it is refreshed.
+fn references(references: &[Reference]) -> String {
+    references
+        .iter()
+        .map(|r| match r.disposition {
+            Disposition::Refresh => r.path.clone(),
+            Disposition::CreateOnly => {
+                format!(
+                    "{} (create-only: changing it would replace the resource)",
+                    r.path
+                )
+            }
+            Disposition::Restart => format!("{} (read at task start: restart)", r.path),
+            Disposition::Pinned => format!("{} (pinned by the author)", r.path),
+            Disposition::Current => format!("{} (current)", r.path),
+            Disposition::Reported => format!("{} (reported)", r.path),
+            Disposition::Possible => format!("{} (possible)", r.path),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn new_table<const N: usize>(header: [&str; N]) -> Table {
@@ -115,4 +138,53 @@ pub fn report_summary(report: &Report, elapsed: std::time::Duration) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cascade_core::plan::{PlanOptions, plan_account};
+    use cascade_core::secret::Secret;
+    use cascade_core::stack::StackInfo;
+    use serde_json::json;
+
+    const DB_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+
+    fn stack(name: &str, template: serde_json::Value) -> StackInfo {
+        StackInfo::from_template(
+            name,
+            &format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{name}/1"),
+            template,
+        )
+    }
+
+    #[test]
+    fn the_table_shows_each_action_and_the_create_only_reports() {
+        let db = stack(
+            "db",
+            json!({"Resources": {"Db": {"Type": "AWS::RDS::DBInstance", "Properties": {
+                "MasterUsername": "{{resolve:secretsmanager:db:SecretString:username}}",
+                "MasterUserPassword": "{{resolve:secretsmanager:db:SecretString:password}}"}}}}),
+        );
+        let web = stack(
+            "web",
+            json!({"Resources": {
+                "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [
+                    {"Secrets": [{"Name": "P", "ValueFrom": DB_ARN}]}]}},
+                "Service": {"Type": "AWS::ECS::Service", "Properties": {"TaskDefinition": {"Ref": "Task"}}}}}),
+        );
+        let secrets = [Secret::from_arn(DB_ARN).unwrap()];
+        let plan = plan_account(&[db, web], &secrets, &PlanOptions::default());
+        let table = plan_table(&plan);
+        assert!(
+            table.contains("1 stack(s) to refresh, 1 skipped."),
+            "{table}"
+        );
+        assert!(table.contains("Db: pin"), "{table}");
+        assert!(
+            table.contains("Resources.Db.Properties.MasterUsername (create-only"),
+            "{table}"
+        );
+        assert!(table.contains("Service: restart"), "{table}");
+    }
 }

@@ -102,14 +102,36 @@ fn offline_plan_of_a_template_file() {
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
     let stack = &plan["stacks"][0];
     assert_eq!(stack["stack_name"], "app");
-    assert_eq!(stack["strategy"], "recreate");
-    assert_eq!(stack["closure"], serde_json::json!(["Param", "Topic"]));
-    assert_eq!(stack["outputs"], serde_json::json!(["TopicArn"]));
+    assert_eq!(stack["strategy"], "pin");
+    assert_eq!(stack["closure"], serde_json::json!([]));
+    assert_eq!(stack["actions"][0]["logical_id"], "Topic");
+    assert_eq!(stack["actions"][0]["action"], "pin");
     assert_eq!(
         stack["references"][0]["path"],
         "Resources.Topic.Properties.DisplayName"
     );
     assert_eq!(stack["references"][0]["form"], "dynamic-reference-sub");
+
+    // Recreate when asked for: the topic and what depends on it.
+    let out = cascade(
+        &[
+            "plan",
+            "--template",
+            file.to_str().unwrap(),
+            "--secret-arn",
+            DB_ARN,
+            "--strategy",
+            "recreate",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stack = &plan["stacks"][0];
+    assert_eq!(stack["strategy"], "recreate");
+    assert_eq!(stack["closure"], serde_json::json!(["Param", "Topic"]));
+    assert_eq!(stack["outputs"], serde_json::json!(["TopicArn"]));
 
     // A parameter given on the command line replaces the Default.
     let out = cascade(
@@ -189,7 +211,7 @@ async fn plan_against_the_local_stack() {
     let out = cascade(&["plan", "--secret", "prod/db"], &env);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("1 stack(s) to refresh") && table.contains("recreate"),
+        table.contains("1 stack(s) to refresh") && table.contains("Topic: pin"),
         "{table}"
     );
 

@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::Client as CloudFormation;
-use aws_sdk_cloudformation::types::{Capability, Parameter};
+use aws_sdk_cloudformation::types::{Capability, Parameter, Tag};
 use cascade_tests::slack_sink::{Reply, SlackSink as Sink};
 use cascade_tests::{LocalStack, workspace_root};
 use serde_json::Value;
@@ -189,7 +189,7 @@ async fn put_secret(local: &LocalStack, name: &str, value: &str) {
 /// The fixture stacks a test can ask for.
 #[derive(Clone, Copy)]
 enum Kind {
-    /// function.yaml: recreate succeeds.
+    /// function.yaml: recreate succeeds (tagged `cascade:strategy=recreate`).
     Ok,
     /// removal-fails.yaml: failed.
     RemovalFails,
@@ -203,11 +203,18 @@ async fn create_stack(cfn: &CloudFormation, name: &str, kind: Kind) {
         Kind::RemovalFails => ("removal-fails.yaml", &[]),
         Kind::RestoreFails => ("restore-fails.yaml", &[]),
     };
+    // These stacks exercise removal and restore: auto would pin their dynamic references.
     let mut request = cfn
         .create_stack()
         .stack_name(name)
         .template_body(fixture(file))
-        .capabilities(Capability::CapabilityIam);
+        .capabilities(Capability::CapabilityIam)
+        .tags(
+            Tag::builder()
+                .key("cascade:strategy")
+                .value("recreate")
+                .build(),
+        );
     for (k, v) in params {
         request = request.parameters(
             Parameter::builder()

@@ -3,16 +3,21 @@
 //! holding a secret's name or ARN, and the `cascade:secrets` tag.
 //!
 //! Each reference says where it is, how it is written and what to do with it: refresh it,
-//! or only report it (pinned by the user, outside resource properties, or a *possible*
-//! reference whose secret id could not be evaluated).
+//! restart the ECS services that read it at run time ([`crate::ecs`]), or only report it
+//! (pinned by the user, in a create-only property ([`crate::create_only`]), outside
+//! resource properties, or a *possible* reference whose secret id could not be evaluated).
+//! A reference inside a resource always names that resource, whatever its disposition.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::create_only::{self, Replacement};
 use crate::dynref::{self, DynamicReference};
-use crate::eval::{HOLE, ParamValue, Scope, Text, Trace, single_entry};
+use crate::ecs;
+use crate::eval::{HOLE, ParamValue, Scope, Text, Trace, resource_type, single_entry};
+use crate::secret::AWSCURRENT;
 use crate::secret::Secret;
 use crate::stack::{StackInfo, TAG_RESOURCES, TAG_SECRETS, tag_list};
 
@@ -37,6 +42,10 @@ pub enum Form {
     Tag,
     /// A macro whose input mentions the secret: what it produces cannot be told.
     Macro,
+    /// An ECS task definition's `Secrets[].ValueFrom` or
+    /// `LogConfiguration.SecretOptions[].ValueFrom` naming the secret (however the value
+    /// is written): ECS reads the secret when a task starts.
+    EcsValueFrom,
 }
 
 impl Form {
@@ -46,6 +55,22 @@ impl Form {
             self,
             Form::DynamicReference | Form::DynamicReferenceSub | Form::DynamicReferenceJoin
         )
+    }
+}
+
+impl std::fmt::Display for Form {
+    /// The name the plan JSON uses, e.g. `ecs-value-from`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Form::DynamicReference => "dynamic-reference",
+            Form::DynamicReferenceSub => "dynamic-reference-sub",
+            Form::DynamicReferenceJoin => "dynamic-reference-join",
+            Form::Parameter => "parameter",
+            Form::ImportValue => "import-value",
+            Form::Tag => "tag",
+            Form::Macro => "macro",
+            Form::EcsValueFrom => "ecs-value-from",
+        })
     }
 }
 
@@ -63,6 +88,27 @@ pub enum Disposition {
     Reported,
     /// The secret id could not be evaluated and could be this secret: reported only.
     Possible,
+    /// In a create-only property of its resource (or a conditionally create-only one):
+    /// changing it would replace the resource, so it is reported, never rewritten.
+    CreateOnly,
+    /// Read at run time by ECS tasks: the services running them are restarted (a new
+    /// deployment); the template does not change. `targets` are those services.
+    Restart,
+}
+
+impl std::fmt::Display for Disposition {
+    /// The name the plan JSON uses, e.g. `create-only`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Disposition::Refresh => "refresh",
+            Disposition::Pinned => "pinned",
+            Disposition::Current => "current",
+            Disposition::Reported => "reported",
+            Disposition::Possible => "possible",
+            Disposition::CreateOnly => "create-only",
+            Disposition::Restart => "restart",
+        })
+    }
 }
 
 /// One reference to a secret in a stack.
@@ -85,7 +131,8 @@ pub struct Reference {
     /// Why it is reported rather than refreshed, or other details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// The logical ids this reference makes the planner refresh.
+    /// The logical ids this reference makes the planner refresh (for `restart`, the
+    /// services to restart).
     #[serde(skip)]
     pub targets: Vec<String>,
     /// JSON pointer (RFC 6901) of the node holding it; empty for tag references.
@@ -140,6 +187,12 @@ enum Step<'v> {
 
 impl Finder<'_, '_> {
     fn walk<'v>(&self, node: &'v Value, path: &mut Vec<Step<'v>>, found: &mut Vec<Reference>) {
+        if !is_fn_if(node)
+            && let Some(task) = self.value_from_site(path)
+            && self.ecs_value_from(node, task, path, found)
+        {
+            return;
+        }
         match node {
             Value::String(s) => {
                 let text = Text::literal(s.clone());
@@ -252,6 +305,118 @@ impl Finder<'_, '_> {
             }
         }
         true
+    }
+
+    /// The task definition whose `ValueFrom` `path` points at, if it does.
+    fn value_from_site<'p>(&self, path: &'p [Step]) -> Option<&'p str> {
+        let Section::ResourceProperties(id) = section(path) else {
+            return None;
+        };
+        if resource_type(self.scope.template(), id) != Some(ecs::TASK_DEFINITION) {
+            return None;
+        }
+        let steps = property_path(path);
+        let steps: Vec<&str> = without_conditions(&steps);
+        ecs::is_value_from_site(&steps).then_some(id)
+    }
+
+    /// Records the secrets an ECS `ValueFrom` names; `false` when the value is no
+    /// `ValueFrom` reference (it holds a dynamic reference: the usual rules apply).
+    fn ecs_value_from(
+        &self,
+        node: &Value,
+        task: &str,
+        path: &[Step],
+        found: &mut Vec<Reference>,
+    ) -> bool {
+        let mut trace = Trace::default();
+        let text = self.scope.eval(node, &mut trace).into_text();
+        if text.text.contains(dynref::PREFIX) {
+            return false;
+        }
+        let value = ecs::parse_value_from(text.text.trim());
+        let template = self.scope.template();
+        let consumers =
+            ecs::services_running(template, task, |body| !self.condition_is_false(body));
+        let shown = (!trace.parameters.iter().any(|p| self.scope.is_no_echo(p)))
+            .then(|| text.text.replace(HOLE, "${?}"));
+        for secret in self.secrets {
+            let (disposition, detail) = if value.secret_id.contains(HOLE) {
+                if !secret.could_be_named_by(&value.secret_id) {
+                    continue;
+                }
+                (
+                    Disposition::Possible,
+                    format!(
+                        "possible reference: the secret id could not be evaluated ({})",
+                        text.holes.join("; ")
+                    ),
+                )
+            } else if !secret.is_named_by(&value.secret_id) {
+                continue;
+            } else if let Some(version) = &value.version_id {
+                (
+                    Disposition::Pinned,
+                    format!("pinned to version id {version}: reported, not refreshed"),
+                )
+            } else if let Some(stage) = value.version_stage.as_deref().filter(|s| *s != AWSCURRENT)
+            {
+                (
+                    Disposition::Pinned,
+                    format!("pinned to version stage {stage}: reported, not refreshed"),
+                )
+            } else {
+                self.restart_disposition(task, &trace, &consumers)
+            };
+            let mut reference = self.reference(
+                secret,
+                path,
+                Form::EcsValueFrom,
+                disposition,
+                shown.clone(),
+                Some(detail),
+            );
+            if disposition == Disposition::Restart {
+                reference.targets = consumers.restartable.clone();
+            }
+            found.push(reference);
+        }
+        true
+    }
+
+    /// A `ValueFrom` naming a changed secret: restart the services running the task
+    /// definition, or report it when none of them can be restarted.
+    fn restart_disposition(
+        &self,
+        task: &str,
+        trace: &Trace,
+        consumers: &ecs::Consumers,
+    ) -> (Disposition, String) {
+        let mut via = String::new();
+        if let Some(p) = trace.parameters.iter().next() {
+            via = format!(" (through parameter {p})");
+        } else if let Some(export) = trace.imports.iter().next() {
+            via = format!(" (through export {export})");
+        }
+        let mut detail = format!("ECS reads the secret when a task of {task} starts{via}");
+        let disposition = if consumers.restartable.is_empty() {
+            detail.push_str(&format!(
+                ": no service of this stack that a new deployment restarts runs {task} (tasks started from now on read the new value); reported"
+            ));
+            Disposition::Reported
+        } else {
+            detail.push_str(&format!(
+                ": a new deployment of {} refreshes it, the template does not change",
+                consumers.restartable.join(", ")
+            ));
+            Disposition::Restart
+        };
+        for (service, controller) in &consumers.other_controller {
+            detail.push_str(&format!(
+                "; {service} deploys through its {controller} controller: start its deployment there"
+            ));
+        }
+        (disposition, detail)
     }
 
     /// Records the dynamic references in `text`; returns the names of the secrets matched.
@@ -447,6 +612,30 @@ impl Finder<'_, '_> {
             }
             Section::Other(_) => {}
         }
+        if disposition == Disposition::Refresh
+            && let Section::ResourceProperties(id) = &place
+            && let Some((kind, replacement)) = self.create_only(id, path)
+        {
+            if kind == ecs::TASK_DEFINITION {
+                // A task definition is never updated in place: only a new revision resolves
+                // it again, which recreate makes (pin would have CloudFormation replace it).
+                if form.is_dynamic_reference() {
+                    detail = Some(join_detail(
+                        detail,
+                        format!(
+                            "{} is create-only in {kind}: a new revision is needed, so the task definition is recreated (with the services running it), never pinned",
+                            top_property(path)
+                        ),
+                    ));
+                }
+            } else {
+                disposition = Disposition::CreateOnly;
+                detail = Some(join_detail(
+                    detail,
+                    create_only_detail(path, kind, replacement),
+                ));
+            }
+        }
         if disposition != Disposition::Refresh {
             targets.clear();
         }
@@ -462,6 +651,92 @@ impl Finder<'_, '_> {
             pointer: render_pointer(path),
         }
     }
+}
+
+impl Finder<'_, '_> {
+    /// The resource type and the kind of replacement when `path` (inside resource `id`)
+    /// lies in a create-only property of its type.
+    fn create_only(&self, id: &str, path: &[Step]) -> Option<(&str, Replacement)> {
+        let kind = resource_type(self.scope.template(), id)?;
+        let steps = property_path(path);
+        let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+        create_only::replacement(kind, &steps).map(|r| (kind, r))
+    }
+}
+
+/// Why a reference in a create-only property is only reported.
+fn create_only_detail(path: &[Step], kind: &str, replacement: Replacement) -> String {
+    let steps = property_path(path);
+    let property = render_property(&without_conditions(&steps));
+    let what = if steps.len() == 1 { "is" } else { "is in" };
+    match replacement {
+        Replacement::Always => format!(
+            "{property} {what} a create-only property of {kind}: changing it would replace the resource; reported, not refreshed"
+        ),
+        Replacement::Conditional => format!(
+            "{property} {what} a conditionally create-only property of {kind}: changing it would replace the resource (Replacement: Conditional); reported, not refreshed"
+        ),
+    }
+}
+
+fn join_detail(detail: Option<String>, more: String) -> String {
+    match detail {
+        Some(d) => format!("{d}; {more}"),
+        None => more,
+    }
+}
+
+/// The top-level property a path inside `Resources.ID.Properties` is in.
+fn top_property(path: &[Step]) -> String {
+    property_path(path).into_iter().next().unwrap_or_default()
+}
+
+/// The steps below `Resources.ID.Properties`, as strings (indices as digits).
+fn property_path(path: &[Step]) -> Vec<String> {
+    path.iter()
+        .skip(3)
+        .map(|step| match step {
+            Step::Key(k) => (*k).to_string(),
+            Step::Index(i) => i.to_string(),
+        })
+        .collect()
+}
+
+/// The steps without `Fn::If` and the branch index following it.
+fn without_conditions(steps: &[String]) -> Vec<&str> {
+    let mut kept = Vec::with_capacity(steps.len());
+    let mut iter = steps.iter();
+    while let Some(step) = iter.next() {
+        if step == "Fn::If" {
+            iter.next();
+        } else {
+            kept.push(step.as_str());
+        }
+    }
+    kept
+}
+
+/// `MasterUsername`, `ContainerDefinitions[0].Image`.
+fn render_property(steps: &[&str]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        if step.bytes().all(|b| b.is_ascii_digit()) && !out.is_empty() {
+            out.push_str(&format!("[{step}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(step);
+        }
+    }
+    out
+}
+
+/// Whether a node is an `Fn::If` (walked branch by branch).
+fn is_fn_if(node: &Value) -> bool {
+    node.as_object()
+        .and_then(single_entry)
+        .is_some_and(|(f, _)| f == "Fn::If")
 }
 
 /// Where in a template a path points.

@@ -6,6 +6,7 @@
 //! - [`eval`] evaluates the intrinsic functions that build strings (`Fn::Sub`, `Fn::Join`, ...).
 //! - [`finder`] finds every reference to a secret in a stack; [`graph`] follows what depends
 //!   on what; [`stack_policy`] and [`stateful`] say what must not be touched.
+//! - [`ecs`] says how ECS tasks read secrets at run time and which services run them.
 //! - [`stack`] is what discovery knows about one stack.
 //! - [`create_only`] says which resource properties CloudFormation cannot change in place.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
@@ -24,6 +25,7 @@ pub mod create_only;
 pub mod defaults;
 pub mod digest;
 pub mod dynref;
+pub mod ecs;
 pub mod eval;
 pub mod finder;
 pub mod glob;

@@ -1,5 +1,6 @@
-//! Refresh planning: for each stack that depends on a changed secret, which resources to
-//! refresh and with which strategy, or why the stack is skipped (DESIGN.md §2 and §3).
+//! Refresh planning: for each stack that depends on a changed secret, what happens to each
+//! resource ([`actions`]: pin, restart, recreate or report), the strategy of the template
+//! updates, or why the stack is skipped (DESIGN.md §2 and §3).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -9,17 +10,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::eval::{Pseudo, Scope, Trace};
-use crate::finder::{Disposition, Reference, find_references};
-use crate::graph::{DependencyGraph, outputs_naming, resource_ids};
+use crate::finder::{Disposition, Form, Reference, find_references};
+use crate::graph::{outputs_naming, resource_ids};
 use crate::secret::Secret;
 use crate::stack::{StackInfo, TAG_STRATEGY};
 use crate::stack_policy::{StackPolicy, UpdateAction};
 use crate::stateful::removal_hazard;
 
+mod actions;
+
+pub use actions::{Action, ResourceAction};
+
 /// Version of the plan's JSON shape.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
 
-/// How a stack is refreshed.
+/// What a stack's template updates do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
@@ -29,16 +34,18 @@ pub enum Strategy {
     Pin,
 }
 
-/// The strategy asked for: one of the two, or `auto` to choose per stack.
+/// The strategy asked for: one of the two for every stack, or `auto` to choose per resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StrategyChoice {
-    /// `recreate` where it is safe, `pin` where only pin is, otherwise skip.
+    /// Per resource, the least disruptive safe action ([`Action`]): pin dynamic references
+    /// in updatable properties, restart ECS consumers, recreate only what nothing else
+    /// refreshes and only where that is safe; otherwise skip.
     #[default]
     Auto,
-    /// Always recreate (skip where unsafe).
+    /// Always recreate every resource to refresh (skip where unsafe).
     Recreate,
-    /// Always pin (skip where impossible).
+    /// Always pin (skip where any reference to refresh is not a pinnable dynamic reference).
     Pin,
 }
 
@@ -91,6 +98,9 @@ pub enum SkipCode {
     StackPolicyUnreadable,
     /// No strategy can refresh it safely (the reason says why).
     Unsafe,
+    /// Its actions are planned (`actions`), but the refresh cannot carry them out yet:
+    /// restarting ECS services, or pinning and recreating in one stack.
+    ActionNotYetSupported,
 }
 
 /// A stack to refresh.
@@ -113,6 +123,12 @@ pub struct StackPlan {
     pub outputs: Vec<String>,
     /// For `recreate`: whether no resource would be left, so a placeholder is added.
     pub needs_placeholder: bool,
+    /// What happens to each resource with a reference or in the closure: `pin`,
+    /// `restart`, `recreate` or `report`, with the reason. `strategy` says what the
+    /// template updates do; a stack mixing actions the refresh cannot carry out together
+    /// yet is skipped (`action-not-yet-supported`) with its actions.
+    #[serde(default)]
+    pub actions: Vec<ResourceAction>,
     /// Every reference found, refreshed or only reported.
     pub references: Vec<Reference>,
     /// Digest of the template the plan was made from: a stack changed since is skipped.
@@ -135,6 +151,9 @@ pub struct SkippedStack {
     pub reason: String,
     /// The references found.
     pub references: Vec<Reference>,
+    /// For `action-not-yet-supported`: the actions planned, as in [`StackPlan::actions`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ResourceAction>,
 }
 
 /// The plan for a batch of changed secrets.
@@ -361,13 +380,23 @@ fn skip(
     reason: String,
     references: Vec<Reference>,
 ) -> StackOutcome {
-    StackOutcome::Skip(SkippedStack {
+    StackOutcome::Skip(skipped_stack(stack, code, reason, references))
+}
+
+fn skipped_stack(
+    stack: &StackInfo,
+    code: SkipCode,
+    reason: String,
+    references: Vec<Reference>,
+) -> SkippedStack {
+    SkippedStack {
         stack_name: stack.name.clone(),
         stack_id: stack.id.clone(),
         code,
         reason,
         references,
-    })
+        actions: Vec::new(),
+    }
 }
 
 fn decide(
@@ -385,11 +414,10 @@ fn decide(
     if references.is_empty() {
         return None;
     }
-    let refresh: Vec<&Reference> = references
+    let acts = references
         .iter()
-        .filter(|r| r.disposition == Disposition::Refresh)
-        .collect();
-    if refresh.is_empty() {
+        .any(|r| matches!(r.disposition, Disposition::Refresh | Disposition::Restart));
+    if !acts {
         let (code, reason) = only_reported(&references);
         return Some(skip(stack, code, reason, references));
     }
@@ -456,84 +484,138 @@ fn decide(
         .template
         .as_ref()
         .expect("analysed stacks have a template");
-    let targets: BTreeSet<String> = refresh
-        .iter()
-        .flat_map(|r| r.targets.iter().cloned())
-        .collect();
-    let secrets: BTreeSet<String> = refresh.iter().map(|r| r.secret.clone()).collect();
-    let graph = DependencyGraph::of(template);
-    let closure = graph.dependants_closure(&targets);
-    let outputs = outputs_naming(template, &closure);
-
-    let recreate_blockers = recreate_blockers(
+    let checks = Checks {
         stack,
         template,
-        &closure,
-        &outputs,
-        &export_names,
+        export_names: &export_names,
         importers,
-        policy.as_ref(),
-    );
-    let pin_blockers = pin_blockers(template, &refresh, &targets, policy.as_ref());
-
-    let (strategy, notes) = match choice {
-        StrategyChoice::Recreate if recreate_blockers.is_empty() => (Strategy::Recreate, vec![]),
-        StrategyChoice::Pin if pin_blockers.is_empty() => (Strategy::Pin, vec![]),
-        StrategyChoice::Auto if recreate_blockers.is_empty() => (Strategy::Recreate, vec![]),
-        StrategyChoice::Auto if pin_blockers.is_empty() => (
-            Strategy::Pin,
-            vec![format!(
-                "auto chose pin: recreate would not be safe ({})",
-                recreate_blockers.join("; ")
-            )],
-        ),
+        policy: policy.as_ref(),
+    };
+    let acted = match choice {
+        StrategyChoice::Auto => {
+            let acted = actions::auto(template, &references, policy.as_ref());
+            let blockers = checks.recreate_blockers(&acted.closure);
+            if !blockers.is_empty() {
+                return Some(skip(
+                    stack,
+                    SkipCode::Unsafe,
+                    format!(
+                        "recreate is not safe: {}; pin is not possible: {}",
+                        blockers.join("; "),
+                        acted.root_reasons.join("; ")
+                    ),
+                    references,
+                ));
+            }
+            acted
+        }
         StrategyChoice::Recreate => {
-            return Some(skip(
-                stack,
-                SkipCode::Unsafe,
-                format!("recreate is not safe: {}", recreate_blockers.join("; ")),
-                references,
-            ));
+            let acted = actions::recreate_all(template, &references);
+            let blockers = checks.recreate_blockers(&acted.closure);
+            if !blockers.is_empty() {
+                return Some(skip(
+                    stack,
+                    SkipCode::Unsafe,
+                    format!("recreate is not safe: {}", blockers.join("; ")),
+                    references,
+                ));
+            }
+            acted
         }
         StrategyChoice::Pin => {
-            return Some(skip(
-                stack,
-                SkipCode::Unsafe,
-                format!("pin is not possible: {}", pin_blockers.join("; ")),
-                references,
-            ));
-        }
-        StrategyChoice::Auto => {
-            return Some(skip(
-                stack,
-                SkipCode::Unsafe,
-                format!(
-                    "recreate is not safe: {}; pin is not possible: {}",
-                    recreate_blockers.join("; "),
-                    pin_blockers.join("; ")
-                ),
-                references,
-            ));
+            let blockers = actions::pin_blockers(template, &references, policy.as_ref());
+            if !blockers.is_empty() {
+                return Some(skip(
+                    stack,
+                    SkipCode::Unsafe,
+                    format!("pin is not possible: {}", blockers.join("; ")),
+                    references,
+                ));
+            }
+            actions::pin_all(template, &references)
         }
     };
+    let kinds = acted.kinds();
+    if kinds.is_empty() {
+        // Refreshed references that name no resource of the template (SAM Globals of a
+        // kind the stack has none of).
+        let (_, reason) = only_reported(&references);
+        return Some(skip(
+            stack,
+            SkipCode::ReportedOnly,
+            format!("no resource to refresh: {reason}"),
+            references,
+        ));
+    }
+    let Some(strategy) = carried_out_by(&kinds) else {
+        let reason = not_yet_supported(&acted.list, &kinds);
+        return Some(StackOutcome::Skip(SkippedStack {
+            actions: acted.list,
+            ..skipped_stack(stack, SkipCode::ActionNotYetSupported, reason, references)
+        }));
+    };
+    let secrets: BTreeSet<String> = references
+        .iter()
+        .filter(|r| matches!(r.disposition, Disposition::Refresh | Disposition::Restart))
+        .map(|r| r.secret.clone())
+        .collect();
     let recreate = strategy == Strategy::Recreate;
+    let outputs = if recreate {
+        outputs_naming(template, &acted.closure)
+    } else {
+        Vec::new()
+    };
     Some(StackOutcome::Refresh(StackPlan {
         stack_name: stack.name.clone(),
         stack_id: stack.id.clone(),
         strategy,
         secrets: secrets.into_iter().collect(),
-        resources: targets.into_iter().collect(),
-        needs_placeholder: recreate && closure.len() == resource_ids(template).len(),
+        resources: acted.resources.iter().cloned().collect(),
+        needs_placeholder: recreate && acted.closure.len() == resource_ids(template).len(),
         closure: if recreate {
-            closure.into_iter().collect()
+            acted.closure.into_iter().collect()
         } else {
             Vec::new()
         },
-        outputs: if recreate { outputs } else { Vec::new() },
+        outputs,
+        actions: acted.list,
         references,
         template_digest: template_digest(template),
-        notes,
+        notes: Vec::new(),
     }))
+}
+
+/// The strategy whose template updates carry out these actions, when the refresh can
+/// today: pins alone (one update) or recreates alone (removal, then restore). Restarting
+/// ECS services, and pins with recreates in one stack, wait for the refresh to carry them
+/// out (then `[Pin, Restart]` and `[Restart]` map here too).
+fn carried_out_by(kinds: &BTreeSet<Action>) -> Option<Strategy> {
+    match kinds.iter().copied().collect::<Vec<_>>().as_slice() {
+        [Action::Pin] => Some(Strategy::Pin),
+        [Action::Recreate] => Some(Strategy::Recreate),
+        _ => None,
+    }
+}
+
+/// Why a stack whose actions the refresh cannot carry out yet is skipped, naming them.
+fn not_yet_supported(list: &[ResourceAction], kinds: &BTreeSet<Action>) -> String {
+    let mut by_action: BTreeMap<Action, Vec<&str>> = BTreeMap::new();
+    for a in list.iter().filter(|a| a.action != Action::Report) {
+        by_action.entry(a.action).or_default().push(&a.logical_id);
+    }
+    let planned: Vec<String> = by_action
+        .iter()
+        .map(|(action, ids)| format!("{action} {}", ids.join(", ")))
+        .collect();
+    let why = if kinds.contains(&Action::Restart) {
+        "the refresh does not restart ECS services yet"
+    } else {
+        "the refresh does not pin and recreate in one stack yet"
+    };
+    format!(
+        "planned as {}, but {why}: skipped until it does",
+        planned.join("; ")
+    )
 }
 
 /// The skip code and reason for a stack whose references are all only reported.
@@ -558,6 +640,11 @@ fn only_reported(references: &[Reference]) -> (SkipCode, String) {
         }
         SkipCode::PinnedOnly => "every reference is pinned by the stack's author",
         SkipCode::UpToDate => "already pinned to the current version",
+        _ if has(Disposition::CreateOnly)
+            || references.iter().any(|r| r.form == Form::EcsValueFrom) =>
+        {
+            "no reference can be refreshed"
+        }
         _ => "no reference is in resource properties",
     };
     (
@@ -569,80 +656,59 @@ fn only_reported(references: &[Reference]) -> (SkipCode, String) {
     )
 }
 
-fn recreate_blockers(
-    stack: &StackInfo,
-    template: &Value,
-    closure: &BTreeSet<String>,
-    outputs: &[String],
-    export_names: &HashMap<String, Option<String>>,
-    importers: &BTreeMap<String, BTreeSet<String>>,
-    policy: Option<&StackPolicy>,
-) -> Vec<String> {
-    let resources = template.get("Resources");
-    let mut blockers = Vec::new();
-    for id in closure {
-        let body = resources.and_then(|r| r.get(id)).unwrap_or(&Value::Null);
-        if let Some(hazard) = removal_hazard(id, body) {
-            blockers.push(hazard);
-        }
-        let kind = body.get("Type").and_then(Value::as_str).unwrap_or("");
-        if policy.is_some_and(|p| !p.allows(UpdateAction::Delete, id, kind)) {
-            blockers.push(format!("the stack policy denies Update:Delete on {id}"));
-        }
-    }
-    for output in outputs {
-        match export_names.get(output) {
-            Some(Some(export)) => {
-                let others: Vec<&String> = importers
-                    .get(export)
-                    .into_iter()
-                    .flatten()
-                    .filter(|s| **s != stack.name)
-                    .collect();
-                if !others.is_empty() {
-                    blockers.push(format!(
-                        "output {output} exports {export}, imported by {}",
-                        others
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
-            Some(None) => blockers.push(format!(
-                "output {output} has an export whose name could not be evaluated"
-            )),
-            None => {}
-        }
-    }
-    blockers
+/// What recreate's safety depends on.
+struct Checks<'a> {
+    stack: &'a StackInfo,
+    template: &'a Value,
+    export_names: &'a HashMap<String, Option<String>>,
+    importers: &'a BTreeMap<String, BTreeSet<String>>,
+    policy: Option<&'a StackPolicy>,
 }
 
-fn pin_blockers(
-    template: &Value,
-    refresh: &[&Reference],
-    targets: &BTreeSet<String>,
-    policy: Option<&StackPolicy>,
-) -> Vec<String> {
-    let mut blockers: Vec<String> = refresh
-        .iter()
-        .filter(|r| !r.form.is_dynamic_reference())
-        .map(|r| {
-            let form = serde_json::to_value(r.form).ok();
-            let form = form.as_ref().and_then(Value::as_str).unwrap_or("?");
-            format!("{} is a {form} reference, not a dynamic reference", r.path)
-        })
-        .collect();
-    if let Some(policy) = policy {
-        for id in targets {
-            let kind = crate::eval::resource_type(template, id).unwrap_or("");
-            if !policy.allows(UpdateAction::Modify, id, kind) {
-                blockers.push(format!("the stack policy denies Update:Modify on {id}"));
+impl Checks<'_> {
+    /// Why removing `closure` (and the outputs naming it) would not be safe.
+    fn recreate_blockers(&self, closure: &BTreeSet<String>) -> Vec<String> {
+        let resources = self.template.get("Resources");
+        let mut blockers = Vec::new();
+        for id in closure {
+            let body = resources.and_then(|r| r.get(id)).unwrap_or(&Value::Null);
+            if let Some(hazard) = removal_hazard(id, body) {
+                blockers.push(hazard);
+            }
+            let kind = body.get("Type").and_then(Value::as_str).unwrap_or("");
+            if self
+                .policy
+                .is_some_and(|p| !p.allows(UpdateAction::Delete, id, kind))
+            {
+                blockers.push(format!("the stack policy denies Update:Delete on {id}"));
             }
         }
+        for output in outputs_naming(self.template, closure) {
+            match self.export_names.get(&output) {
+                Some(Some(export)) => {
+                    let others: Vec<&str> = self
+                        .importers
+                        .get(export)
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| **s != self.stack.name)
+                        .map(String::as_str)
+                        .collect();
+                    if !others.is_empty() {
+                        blockers.push(format!(
+                            "output {output} exports {export}, imported by {}",
+                            others.join(", ")
+                        ));
+                    }
+                }
+                Some(None) => blockers.push(format!(
+                    "output {output} has an export whose name could not be evaluated"
+                )),
+                None => {}
+            }
+        }
+        blockers
     }
-    blockers
 }
 
 #[cfg(test)]

@@ -245,8 +245,8 @@ fn parameters_naming_the_secret_and_the_resources_using_them() {
         [
             (
                 "Resources.Task.Properties.ContainerDefinitions[0].Secrets[0].ValueFrom",
-                Form::Parameter,
-                Disposition::Refresh
+                Form::EcsValueFrom,
+                Disposition::Reported
             ),
             (
                 "Resources.Policy.Properties.Doc",
@@ -513,4 +513,280 @@ fn a_no_echo_value_is_never_shown_even_when_readable() {
     assert_eq!(r.disposition, Disposition::Refresh);
     // ... but not printed.
     assert_eq!(r.text, None);
+}
+
+/// A task definition reading `value_from` (a ValueFrom of its first container, or the
+/// given node), run by a service, plus whatever `extra` resources.
+fn ecs(value_from: Value, extra: Value) -> Value {
+    let mut t = json!({"Resources": {
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [{
+            "Name": "app", "Image": "app:1",
+            "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": value_from}]}]}},
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {"TaskDefinition": {"Ref": "Task"}}}
+    }});
+    if let Some(extra) = extra.as_object() {
+        for (k, v) in extra {
+            t["Resources"][k] = v.clone();
+        }
+    }
+    t
+}
+
+const VALUE_FROM: &str = "Resources.Task.Properties.ContainerDefinitions[0].Secrets[0].ValueFrom";
+
+#[test]
+fn an_ecs_value_from_restarts_the_services_running_the_task_definition() {
+    let partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db";
+    for value in [
+        json!(DB_ARN),
+        json!(format!("{DB_ARN}:password::")),
+        json!(format!("{DB_ARN}:password:AWSCURRENT:")),
+        json!(partial),
+        json!(format!("{partial}:username::")),
+        json!("db"),
+    ] {
+        let r = only(find(ecs(value.clone(), json!({}))));
+        assert_eq!(r.path, VALUE_FROM, "{value}");
+        assert_eq!(r.resource.as_deref(), Some("Task"));
+        assert_eq!(
+            (r.form, r.disposition),
+            (Form::EcsValueFrom, Disposition::Restart),
+            "{value}"
+        );
+        assert_eq!(r.targets, ["Service"]);
+        assert_eq!(r.text.as_deref(), value.as_str());
+        assert!(r.detail.unwrap().contains("a new deployment of Service"));
+    }
+    for other in [
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-replica-AbCdEf:password::",
+        "db-replica",
+        "arn:aws:ssm:us-east-1:123456789012:parameter/db",
+    ] {
+        assert!(find(ecs(json!(other), json!({}))).is_empty(), "{other}");
+    }
+}
+
+#[test]
+fn an_ecs_value_from_built_by_sub_join_import_parameter_or_own_secret() {
+    let template = ecs(
+        json!({"Ref": "SecretArn"}),
+        json!({
+            "BySub": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [{
+                "Secrets": [{"Name": "P", "ValueFrom": {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:db"}}]}]}},
+            "ByJoin": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [{
+                "Secrets": [{"Name": "P", "ValueFrom": {"Fn::Join": [":", [{"Ref": "SecretArn"}, "password", "", ""]]}}]}]}},
+            "ByImport": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [{
+                "Secrets": [{"Name": "P", "ValueFrom": {"Fn::Sub": ["${Arn}:username::", {"Arn": {"Fn::ImportValue": "shared-DbSecretArn"}}]}}]}]}},
+            "Own": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [{
+                "Secrets": [{"Name": "P", "ValueFrom": {"Ref": "DbSecret"}}]}]}},
+            "DbSecret": {"Type": "AWS::SecretsManager::Secret"},
+            "Services": {"Type": "AWS::ECS::Service", "Properties": {"TaskDefinition": {"Fn::If": ["Always", {"Ref": "BySub"}, {"Ref": "ByJoin"}]}}},
+            "ImportService": {"Type": "AWS::ECS::Service", "Properties": {"TaskDefinition": {"Fn::GetAtt": ["ByImport", "TaskDefinitionArn"]}}},
+            "OwnService": {"Type": "AWS::ECS::Service", "Properties": {"TaskDefinition": {"Fn::Sub": "${Own}"}}}
+        }),
+    );
+    let mut template = template;
+    template["Parameters"] = json!({"SecretArn": {"Type": "String"}});
+    let mut owned = db();
+    owned.owner = Some(SecretOwner {
+        stack_id: STACK_ID.into(),
+        logical_id: "DbSecret".into(),
+    });
+    let refs = find_with(
+        &stack(template),
+        &[("SecretArn", DB_ARN)],
+        &[("shared-DbSecretArn", DB_ARN)],
+        &[owned],
+    );
+    let summary: Vec<(&str, Disposition, Vec<&str>)> = refs
+        .iter()
+        .map(|r| {
+            assert_eq!(r.form, Form::EcsValueFrom, "{r:?}");
+            (
+                r.resource.as_deref().unwrap(),
+                r.disposition,
+                r.targets.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Task", Disposition::Restart, vec!["Service"]),
+            ("BySub", Disposition::Restart, vec!["Services"]),
+            ("ByJoin", Disposition::Restart, vec!["Services"]),
+            ("ByImport", Disposition::Restart, vec!["ImportService"]),
+            ("Own", Disposition::Restart, vec!["OwnService"]),
+        ]
+    );
+    assert!(
+        refs[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("through parameter SecretArn")
+    );
+    assert_eq!(
+        refs[2].text.as_deref(),
+        Some(format!("{DB_ARN}:password::").as_str())
+    );
+    assert!(
+        refs[3]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("through export shared-DbSecretArn")
+    );
+}
+
+#[test]
+fn log_configuration_secret_options_are_read_at_run_time_too() {
+    let template = json!({"Resources": {
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [
+            {"Name": "sidecar"},
+            {"Name": "app", "LogConfiguration": {"LogDriver": "splunk", "SecretOptions": [
+                {"Name": "splunk-token", "ValueFrom": format!("{DB_ARN}:token::")}]}}]}},
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {"TaskDefinition": {"Ref": "Task"}}}
+    }});
+    let r = only(find(template));
+    assert_eq!(
+        r.path,
+        "Resources.Task.Properties.ContainerDefinitions[1].LogConfiguration.SecretOptions[0].ValueFrom"
+    );
+    assert_eq!(
+        (r.form, r.disposition),
+        (Form::EcsValueFrom, Disposition::Restart)
+    );
+    assert_eq!(r.targets, ["Service"]);
+}
+
+#[test]
+fn ecs_value_froms_pinned_unknown_or_run_by_no_restartable_service_are_reported() {
+    let r = only(find(ecs(
+        json!(format!("{DB_ARN}:password::v-old")),
+        json!({}),
+    )));
+    assert_eq!(r.disposition, Disposition::Pinned);
+    assert!(r.targets.is_empty());
+    let r = only(find(ecs(
+        json!(format!("{DB_ARN}:password:AWSPREVIOUS:")),
+        json!({}),
+    )));
+    assert_eq!(r.disposition, Disposition::Pinned);
+
+    let r = only(find(ecs(
+        json!({"Fn::GetAtt": ["Db", "MasterUserSecret.SecretArn"]}),
+        json!({"Db": {"Type": "AWS::RDS::DBInstance"}}),
+    )));
+    assert_eq!(r.disposition, Disposition::Possible);
+    assert!(r.detail.unwrap().contains("Db.MasterUserSecret.SecretArn"));
+
+    let mut lonely = ecs(json!(DB_ARN), json!({}));
+    lonely["Resources"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Service");
+    let r = only(find(lonely));
+    assert_eq!(
+        (r.disposition, r.resource.as_deref()),
+        (Disposition::Reported, Some("Task"))
+    );
+    assert!(r.detail.unwrap().contains("no service of this stack"));
+
+    let blue = ecs(
+        json!(DB_ARN),
+        json!({"Service": {"Type": "AWS::ECS::Service", "Properties": {
+        "TaskDefinition": {"Ref": "Task"}, "DeploymentController": {"Type": "CODE_DEPLOY"}}}}),
+    );
+    let r = only(find(blue));
+    assert_eq!(r.disposition, Disposition::Reported);
+    assert!(
+        r.detail
+            .unwrap()
+            .contains("Service deploys through its CODE_DEPLOY controller")
+    );
+}
+
+#[test]
+fn a_dynamic_reference_inside_a_value_from_follows_the_usual_rules() {
+    let r = only(find(ecs(json!("{{resolve:secretsmanager:db}}"), json!({}))));
+    assert_eq!(
+        (r.form, r.disposition),
+        (Form::DynamicReference, Disposition::Refresh)
+    );
+    assert_eq!(r.targets, ["Task"]);
+}
+
+fn rds(kind: &str) -> Value {
+    json!({"Resources": {"Db": {"Type": kind, "Properties": {
+        "MasterUsername": "{{resolve:secretsmanager:db:SecretString:username}}",
+        "MasterUserPassword": "{{resolve:secretsmanager:db:SecretString:password}}"
+    }}}})
+}
+
+#[test]
+fn a_reference_in_a_create_only_property_is_reported_with_its_resource() {
+    let refs = find(rds("AWS::RDS::DBInstance"));
+    let summary: Vec<(&str, Disposition)> = refs
+        .iter()
+        .map(|r| (r.path.as_str(), r.disposition))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "Resources.Db.Properties.MasterUsername",
+                Disposition::CreateOnly
+            ),
+            (
+                "Resources.Db.Properties.MasterUserPassword",
+                Disposition::Refresh
+            ),
+        ]
+    );
+    assert_eq!(refs[0].resource.as_deref(), Some("Db"));
+    assert!(refs[0].targets.is_empty());
+    assert_eq!(
+        refs[0].detail.as_deref(),
+        Some(
+            "MasterUsername is a create-only property of AWS::RDS::DBInstance: changing it would replace the resource; reported, not refreshed"
+        )
+    );
+
+    let refs = find(rds("AWS::RDS::DBCluster"));
+    assert_eq!(refs[0].disposition, Disposition::CreateOnly);
+    assert!(
+        refs[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("conditionally create-only")
+    );
+
+    // Also through a parameter, and below the property.
+    let template = json!({
+        "Parameters": {"Name": {"Type": "String", "Default": "db"}},
+        "Resources": {"Rule": {"Type": "AWS::SecretsManager::RotationSchedule", "Properties": {
+            "SecretId": {"Ref": "Name"}}},
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "FunctionName": {"Fn::Sub": "x-{{resolve:secretsmanager:db:SecretString:suffix}}"}}}}
+    });
+    let refs = find(template);
+    assert!(
+        refs.iter()
+            .all(|r| r.disposition == Disposition::CreateOnly),
+        "{refs:#?}"
+    );
+}
+
+#[test]
+fn a_dynamic_reference_in_a_task_definition_is_refreshed_by_a_new_revision() {
+    let template = json!({"Resources": {
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [{
+            "Environment": [{"Name": "P", "Value": "{{resolve:secretsmanager:db:SecretString:password}}"}]}]}}
+    }});
+    let r = only(find(template));
+    assert_eq!(r.disposition, Disposition::Refresh);
+    assert_eq!(r.targets, ["Task"]);
+    assert!(r.detail.unwrap().contains("never pinned"));
 }

@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::finder::Form;
+use crate::finder::{Disposition, Form};
 use crate::stack::{TAG_IGNORE, TAG_STRATEGY};
 
 const DB_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
@@ -75,6 +75,30 @@ fn app() -> Value {
     })
 }
 
+/// [`app`] with the function reading the secret's name from a parameter: only recreate
+/// refreshes it.
+fn app_with_parameter() -> Value {
+    let mut t = app();
+    t["Parameters"] = json!({"SecretName": {"Type": "String", "Default": "db"}});
+    t["Resources"]["Fn"]["Properties"]["Environment"]["Variables"]["PASSWORD"] =
+        json!({"Ref": "SecretName"});
+    t
+}
+
+fn action_of<'p>(actions: &'p [ResourceAction], id: &str) -> &'p ResourceAction {
+    actions
+        .iter()
+        .find(|a| a.logical_id == id)
+        .unwrap_or_else(|| panic!("no action for {id}: {actions:#?}"))
+}
+
+fn summary(actions: &[ResourceAction]) -> Vec<(&str, Action)> {
+    actions
+        .iter()
+        .map(|a| (a.logical_id.as_str(), a.action))
+        .collect()
+}
+
 /// An RDS instance whose password resolves the secret, and a function reading it.
 fn database(password: Value) -> Value {
     json!({
@@ -87,22 +111,62 @@ fn database(password: Value) -> Value {
 }
 
 #[test]
-fn recreate_takes_the_closure_and_the_outputs_naming_it() {
+fn auto_pins_a_dynamic_reference_in_an_updatable_property() {
     let p = refreshed(stack("app", app()), &auto());
-    assert_eq!(p.strategy, Strategy::Recreate);
+    assert_eq!(p.strategy, Strategy::Pin);
     assert_eq!(p.resources, ["Fn"]);
-    assert_eq!(p.closure, ["Alias", "Fn", "Perm"]);
-    assert_eq!(p.outputs, ["FnArn"]);
-    assert_eq!(p.secrets, ["db"]);
-    assert!(!p.needs_placeholder);
-    assert_eq!(p.references.len(), 1);
-    assert!(p.notes.is_empty());
+    assert!(p.closure.is_empty() && p.outputs.is_empty());
+    assert_eq!(summary(&p.actions), [("Fn", Action::Pin)]);
+    let fn_ = &p.actions[0];
+    assert_eq!(fn_.resource_type, "AWS::Lambda::Function");
+    assert_eq!(
+        fn_.reason,
+        "Environment.Variables.PASSWORD rewritten to name the new version, updated in place"
+    );
+}
+
+#[test]
+fn recreate_takes_the_closure_and_the_outputs_naming_it() {
+    for p in [
+        refreshed(stack("app", app_with_parameter()), &auto()),
+        refreshed(
+            stack("app", app()),
+            &with_strategy(StrategyChoice::Recreate),
+        ),
+    ] {
+        assert_eq!(p.strategy, Strategy::Recreate);
+        assert_eq!(p.resources, ["Fn"]);
+        assert_eq!(p.closure, ["Alias", "Fn", "Perm"]);
+        assert_eq!(p.outputs, ["FnArn"]);
+        assert_eq!(p.secrets, ["db"]);
+        assert!(!p.needs_placeholder);
+        assert_eq!(p.references.len(), 1);
+        assert!(p.notes.is_empty());
+        assert_eq!(
+            summary(&p.actions),
+            [
+                ("Alias", Action::Recreate),
+                ("Fn", Action::Recreate),
+                ("Perm", Action::Recreate)
+            ]
+        );
+        assert_eq!(
+            action_of(&p.actions, "Perm").reason,
+            "depends on Alias: removed and added back with it"
+        );
+    }
+    let p = refreshed(stack("app", app_with_parameter()), &auto());
+    assert_eq!(
+        action_of(&p.actions, "Fn").reason,
+        "only removing and adding it back refreshes it: Resources.Fn.Properties.Environment.Variables.PASSWORD is a parameter reference, not a dynamic reference"
+    );
 }
 
 #[test]
 fn a_placeholder_is_needed_when_nothing_would_be_left() {
     let t = json!({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {"P": "{{resolve:secretsmanager:db}}"}}}});
-    assert!(refreshed(stack("one", t), &auto()).needs_placeholder);
+    let p = refreshed(stack("one", t), &with_strategy(StrategyChoice::Recreate));
+    assert!(p.needs_placeholder);
 }
 
 #[test]
@@ -117,10 +181,82 @@ fn auto_pins_a_database_whose_password_resolves_the_secret() {
     assert_eq!(p.strategy, Strategy::Pin);
     assert_eq!(p.resources, ["Db"]);
     assert!(p.closure.is_empty() && p.outputs.is_empty());
+    assert_eq!(summary(&p.actions), [("Db", Action::Pin)]);
+}
+
+/// The issue's database: both master credentials from the secret.
+fn database_with_both_credentials(kind: &str) -> Value {
+    json!({"Resources": {"Db": {"Type": kind, "Properties": {
+        "MasterUsername": "{{resolve:secretsmanager:db:SecretString:username}}",
+        "MasterUserPassword": "{{resolve:secretsmanager:db:SecretString:password}}"
+    }}}})
+}
+
+#[test]
+fn a_create_only_username_is_reported_and_only_the_password_is_pinned() {
+    for kind in ["AWS::RDS::DBInstance", "AWS::RDS::DBCluster"] {
+        for options in [auto(), with_strategy(StrategyChoice::Pin)] {
+            let p = refreshed(stack("db", database_with_both_credentials(kind)), &options);
+            assert_eq!(p.strategy, Strategy::Pin, "{kind}");
+            assert_eq!(p.resources, ["Db"]);
+            let d: Vec<(&str, Disposition)> = p
+                .references
+                .iter()
+                .map(|r| (r.path.as_str(), r.disposition))
+                .collect();
+            assert_eq!(
+                d,
+                [
+                    (
+                        "Resources.Db.Properties.MasterUsername",
+                        Disposition::CreateOnly
+                    ),
+                    (
+                        "Resources.Db.Properties.MasterUserPassword",
+                        Disposition::Refresh
+                    )
+                ]
+            );
+            assert!(
+                p.references
+                    .iter()
+                    .all(|r| r.resource.as_deref() == Some("Db"))
+            );
+            let db = action_of(&p.actions, "Db");
+            assert_eq!(db.action, Action::Pin);
+            assert!(
+                db.reason
+                    .starts_with("MasterUserPassword rewritten to name the new version")
+                    && db
+                        .reason
+                        .contains("not rewritten: MasterUsername (create-only)")
+                    && db.reason.contains("changing it would replace the resource"),
+                "{}",
+                db.reason
+            );
+        }
+    }
+    // The username alone: nothing to refresh, the reason says why.
+    let mut t = database_with_both_credentials("AWS::RDS::DBInstance");
+    t["Resources"]["Db"]["Properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("MasterUserPassword");
+    let s = skipped(stack("db", t.clone()), &auto());
+    assert_eq!(s.code, SkipCode::ReportedOnly);
     assert!(
-        p.notes[0].contains("Db (AWS::RDS::DBInstance) holds state"),
-        "{:?}",
-        p.notes
+        s.reason.starts_with("no reference can be refreshed"),
+        "{}",
+        s.reason
+    );
+    assert!(
+        s.reason
+            .contains("MasterUsername is a create-only property")
+    );
+    // Never the cause of a removal either.
+    assert_eq!(
+        skipped(stack("db", t), &with_strategy(StrategyChoice::Recreate)).code,
+        SkipCode::ReportedOnly
     );
 }
 
@@ -161,6 +297,34 @@ fn explicit_strategies_are_obeyed_or_the_stack_is_skipped() {
     );
     tagged.tags.insert(TAG_STRATEGY.into(), "sideways".into());
     assert_eq!(skipped(tagged, &auto()).code, SkipCode::InvalidStrategyTag);
+
+    // The tag overrides auto's per-resource choice too.
+    let mut tagged = stack("app", app());
+    tagged.tags.insert(TAG_STRATEGY.into(), "recreate".into());
+    assert_eq!(refreshed(tagged, &auto()).strategy, Strategy::Recreate);
+}
+
+#[test]
+fn pin_never_rewrites_a_create_only_property_even_when_asked() {
+    let t = json!({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+        "FunctionName": {"Fn::Sub": "fn-{{resolve:secretsmanager:db:SecretString:suffix}}"},
+        "Environment": {"Variables": {"P": "{{resolve:secretsmanager:db}}"}}}}}});
+    let p = refreshed(stack("app", t), &with_strategy(StrategyChoice::Pin));
+    let refreshed: Vec<&str> = p
+        .references
+        .iter()
+        .filter(|r| r.disposition == Disposition::Refresh)
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(
+        refreshed,
+        ["Resources.Fn.Properties.Environment.Variables.P"]
+    );
+    assert!(
+        action_of(&p.actions, "Fn")
+            .reason
+            .contains("FunctionName (create-only)")
+    );
 }
 
 #[test]
@@ -231,12 +395,31 @@ fn opt_out_nesting_and_status_skip_the_stack() {
 
 #[test]
 fn stack_policies_block_what_they_deny() {
+    let deny_delete = r#"{"Statement":[{"Effect":"Allow","Action":"Update:*","Principal":"*","Resource":"*"},
+        {"Effect":"Deny","Action":"Update:Delete","Principal":"*","Resource":"LogicalResourceId/Alias"}]}"#;
+    let mut s = stack("app", app_with_parameter());
+    s.stack_policy = Some(deny_delete.into());
+    let out = skipped(s, &auto());
+    assert_eq!(out.code, SkipCode::Unsafe);
+    assert!(
+        out.reason.contains("denies Update:Delete on Alias"),
+        "{}",
+        out.reason
+    );
     let mut s = stack("app", app());
+    s.stack_policy = Some(deny_delete.into());
+    assert_eq!(refreshed(s.clone(), &auto()).strategy, Strategy::Pin);
+
+    // Update:Modify denied on the function: pin cannot, recreate can.
     s.stack_policy = Some(r#"{"Statement":[{"Effect":"Allow","Action":"Update:*","Principal":"*","Resource":"*"},
-        {"Effect":"Deny","Action":"Update:Delete","Principal":"*","Resource":"LogicalResourceId/Alias"}]}"#.into());
+        {"Effect":"Deny","Action":"Update:Modify","Principal":"*","Resource":"LogicalResourceId/Fn"}]}"#.into());
     let p = refreshed(s.clone(), &auto());
-    assert_eq!(p.strategy, Strategy::Pin);
-    assert!(p.notes[0].contains("denies Update:Delete on Alias"));
+    assert_eq!(p.strategy, Strategy::Recreate);
+    assert!(
+        action_of(&p.actions, "Fn")
+            .reason
+            .contains("denies Update:Modify on Fn")
+    );
 
     s.stack_policy = Some(
         r#"{"Statement":[{"Effect":"Deny","Action":"Update:*","Principal":"*","Resource":"*"}]}"#
@@ -256,11 +439,20 @@ fn stack_policies_block_what_they_deny() {
 
 #[test]
 fn retained_resources_in_the_closure_block_recreate() {
+    let mut t = app_with_parameter();
+    t["Resources"]["Perm"]["DeletionPolicy"] = json!("Retain");
+    let s = skipped(stack("app", t), &auto());
+    assert_eq!(s.code, SkipCode::Unsafe);
+    assert!(
+        s.reason.contains("Perm has DeletionPolicy Retain"),
+        "{}",
+        s.reason
+    );
+    assert!(s.reason.contains("pin is not possible: Resources.Fn.Properties.Environment.Variables.PASSWORD is a parameter reference"), "{}", s.reason);
+    // A dynamic reference is pinned: nothing is removed.
     let mut t = app();
     t["Resources"]["Perm"]["DeletionPolicy"] = json!("Retain");
-    let p = refreshed(stack("app", t), &auto());
-    assert_eq!(p.strategy, Strategy::Pin);
-    assert!(p.notes[0].contains("Perm has DeletionPolicy Retain"));
+    assert_eq!(refreshed(stack("app", t), &auto()).strategy, Strategy::Pin);
 }
 
 #[test]
@@ -270,11 +462,19 @@ fn an_imported_export_in_the_closure_blocks_recreate() {
         json!({"Resources": {"T": {"Type": "AWS::SNS::Topic", "Properties": {
         "N": {"Fn::ImportValue": "app-FnArn"}}}}}),
     );
-    let plan = plan_account(&[stack("app", app()), consumer], &secrets(), &auto());
-    assert_eq!(plan.stacks.len(), 1);
-    assert_eq!(plan.stacks[0].strategy, Strategy::Pin);
+    let plan = plan_account(
+        &[stack("app", app_with_parameter()), consumer],
+        &secrets(),
+        &auto(),
+    );
+    assert!(plan.stacks.is_empty());
+    assert_eq!(plan.skipped[0].code, SkipCode::Unsafe);
     assert!(
-        plan.stacks[0].notes[0].contains("output FnArn exports app-FnArn, imported by consumer")
+        plan.skipped[0]
+            .reason
+            .contains("output FnArn exports app-FnArn, imported by consumer"),
+        "{}",
+        plan.skipped[0].reason
     );
 
     // Known only through ListImports.
@@ -283,13 +483,13 @@ fn an_imported_export_in_the_closure_blocks_recreate() {
         .importers
         .insert("app-FnArn".into(), ["elsewhere".to_string()].into());
     assert_eq!(
-        refreshed(stack("app", app()), &options).strategy,
-        Strategy::Pin
+        skipped(stack("app", app_with_parameter()), &options).code,
+        SkipCode::Unsafe
     );
 
     // Exports nobody imports are removed and added back.
     assert_eq!(
-        refreshed(stack("app", app()), &auto()).strategy,
+        refreshed(stack("app", app_with_parameter()), &auto()).strategy,
         Strategy::Recreate
     );
 }
@@ -353,8 +553,13 @@ fn plan_json_has_the_documented_fields() {
     assert_eq!(v["schema_version"], 1);
     let s = &v["stacks"][0];
     assert_eq!(s["stack_name"], "app");
-    assert_eq!(s["strategy"], "recreate");
+    assert_eq!(s["strategy"], "pin");
     assert_eq!(s["resources"], json!(["Fn"]));
+    assert_eq!(
+        s["actions"],
+        json!([{"logical_id": "Fn", "resource_type": "AWS::Lambda::Function", "action": "pin",
+            "reason": "Environment.Variables.PASSWORD rewritten to name the new version, updated in place"}])
+    );
     let r = &s["references"][0];
     assert_eq!(
         r["path"],
@@ -387,4 +592,237 @@ fn keeping_named_stacks_reports_the_names_not_in_the_plan() {
     assert_eq!(kept, ["app"]);
     assert_eq!(some.skipped.len(), 1);
     assert_eq!(some.skipped[0].stack_name, "broken");
+}
+
+const DB_VALUE_FROM: &str =
+    "Resources.Task.Properties.ContainerDefinitions[0].Secrets[0].ValueFrom";
+
+/// A task definition taking the secret by ARN (with a JSON key), a service running it, a
+/// scaling target depending on the service.
+fn ecs_service() -> Value {
+    json!({"Resources": {
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [{
+            "Name": "app", "Image": "app:1",
+            "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": format!("{DB_ARN}:password::")}]}]}},
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {"TaskDefinition": {"Ref": "Task"}}},
+        "Scaling": {"Type": "AWS::ApplicationAutoScaling::ScalableTarget", "Properties": {
+            "ResourceId": {"Fn::GetAtt": ["Service", "Name"]}}}
+    }})
+}
+
+#[test]
+fn an_ecs_service_is_restarted_not_removed() {
+    let s = skipped(stack("web", ecs_service()), &auto());
+    assert_eq!(s.code, SkipCode::ActionNotYetSupported);
+    assert_eq!(summary(&s.actions), [("Service", Action::Restart)]);
+    assert_eq!(
+        s.actions[0].reason,
+        "runs Task, which reads db when a task starts (ValueFrom): a new deployment starts tasks that read the new value; nothing is removed, the template does not change"
+    );
+    assert!(
+        s.reason.starts_with(
+            "planned as restart Service, but the refresh does not restart ECS services yet"
+        ),
+        "{}",
+        s.reason
+    );
+    let r = &s.references[0];
+    assert_eq!(
+        (r.path.as_str(), r.form, r.disposition),
+        (DB_VALUE_FROM, Form::EcsValueFrom, Disposition::Restart)
+    );
+    assert_eq!(r.resource.as_deref(), Some("Task"));
+
+    // Forced: recreate removes the task definition and what runs it; pin cannot.
+    let p = refreshed(
+        stack("web", ecs_service()),
+        &with_strategy(StrategyChoice::Recreate),
+    );
+    assert_eq!(p.strategy, Strategy::Recreate);
+    assert_eq!(p.closure, ["Scaling", "Service", "Task"]);
+    assert_eq!(p.resources, ["Task"]);
+    let s = skipped(
+        stack("web", ecs_service()),
+        &with_strategy(StrategyChoice::Pin),
+    );
+    assert_eq!(s.code, SkipCode::Unsafe);
+    assert!(
+        s.reason
+            .contains("is an ecs-value-from reference, not a dynamic reference"),
+        "{}",
+        s.reason
+    );
+}
+
+#[test]
+fn a_dynamic_reference_in_a_task_definition_recreates_it_with_its_service() {
+    let mut t = ecs_service();
+    t["Resources"]["Task"]["Properties"]["ContainerDefinitions"][0]["Secrets"] = json!([]);
+    t["Resources"]["Task"]["Properties"]["ContainerDefinitions"][0]["Environment"] =
+        json!([{"Name": "P", "Value": "{{resolve:secretsmanager:db:SecretString:password}}"}]);
+    let p = refreshed(stack("web", t.clone()), &auto());
+    assert_eq!(p.strategy, Strategy::Recreate);
+    assert_eq!(p.closure, ["Scaling", "Service", "Task"]);
+    assert!(
+        action_of(&p.actions, "Task").reason.contains("is in a create-only property of AWS::ECS::TaskDefinition: pinning it would replace the resource"),
+        "{:?}",
+        p.actions
+    );
+    let s = skipped(stack("web", t), &with_strategy(StrategyChoice::Pin));
+    assert_eq!(s.code, SkipCode::Unsafe);
+    assert!(s.reason.contains("create-only"), "{}", s.reason);
+}
+
+/// The issue's mixed stack: the database, an SSM parameter and a function resolving the
+/// secret, and an ECS service whose task definition takes it by ARN.
+fn mixed() -> Value {
+    let mut t = ecs_service();
+    let r = t["Resources"].as_object_mut().unwrap();
+    r.insert(
+        "Db".into(),
+        database_with_both_credentials("AWS::RDS::DBInstance")["Resources"]["Db"].clone(),
+    );
+    r.insert(
+        "Param".into(),
+        json!({"Type": "AWS::SSM::Parameter", "Properties": {
+        "Type": "String", "Value": "{{resolve:secretsmanager:db:SecretString:password}}"}}),
+    );
+    r.insert(
+        "Fn".into(),
+        json!({"Type": "AWS::Lambda::Function", "Properties": {
+        "Environment": {"Variables": {"HOST": {"Fn::GetAtt": ["Db", "Endpoint.Address"]},
+            "PASSWORD": "{{resolve:secretsmanager:db:SecretString:password}}"}}}}),
+    );
+    t
+}
+
+#[test]
+fn a_mixed_stack_gets_the_least_disruptive_action_per_resource() {
+    let s = skipped(stack("mixed", mixed()), &auto());
+    assert_eq!(s.code, SkipCode::ActionNotYetSupported);
+    assert_eq!(
+        summary(&s.actions),
+        [
+            ("Db", Action::Pin),
+            ("Fn", Action::Pin),
+            ("Param", Action::Pin),
+            ("Service", Action::Restart)
+        ]
+    );
+    assert!(
+        s.reason.starts_with("planned as pin Db, Fn, Param; restart Service, but the refresh does not restart ECS services yet"),
+        "{}",
+        s.reason
+    );
+    // Every reference names its resource.
+    let mut by_resource: Vec<(&str, Disposition)> = s
+        .references
+        .iter()
+        .map(|r| (r.resource.as_deref().unwrap(), r.disposition))
+        .collect();
+    by_resource.sort();
+    assert_eq!(
+        by_resource,
+        [
+            ("Db", Disposition::Refresh),
+            ("Db", Disposition::CreateOnly),
+            ("Fn", Disposition::Refresh),
+            ("Param", Disposition::Refresh),
+            ("Task", Disposition::Restart),
+        ]
+    );
+
+    // Without the service: pinned in one update; the username is reported.
+    let mut t = mixed();
+    for id in ["Task", "Service", "Scaling"] {
+        t["Resources"].as_object_mut().unwrap().remove(id);
+    }
+    let p = refreshed(stack("mixed", t.clone()), &auto());
+    assert_eq!(p.strategy, Strategy::Pin);
+    assert_eq!(p.resources, ["Db", "Fn", "Param"]);
+
+    // A function that only recreate refreshes beside pinned resources: not yet together.
+    t["Parameters"] = json!({"SecretName": {"Type": "String", "Default": "db"}});
+    t["Resources"]["Fn"]["Properties"]["Environment"]["Variables"]["PASSWORD"] =
+        json!({"Ref": "SecretName"});
+    let s = skipped(stack("mixed", t.clone()), &auto());
+    assert_eq!(s.code, SkipCode::ActionNotYetSupported);
+    assert_eq!(
+        summary(&s.actions),
+        [
+            ("Db", Action::Pin),
+            ("Fn", Action::Recreate),
+            ("Param", Action::Pin)
+        ]
+    );
+    assert!(
+        s.reason
+            .contains("does not pin and recreate in one stack yet"),
+        "{}",
+        s.reason
+    );
+
+    // Forced recreate: the database is in the way, whatever else could be done.
+    let s = skipped(
+        stack("mixed", mixed()),
+        &with_strategy(StrategyChoice::Recreate),
+    );
+    assert_eq!(s.code, SkipCode::Unsafe);
+    assert!(
+        s.reason.contains("Db (AWS::RDS::DBInstance) holds state"),
+        "{}",
+        s.reason
+    );
+}
+
+#[test]
+fn a_function_depending_on_a_recreated_resource_is_recreated_not_pinned() {
+    let mut t = app_with_parameter();
+    t["Resources"]["Alias"]["Properties"]["Description"] = json!("{{resolve:secretsmanager:db}}");
+    let p = refreshed(stack("app", t), &auto());
+    assert_eq!(p.strategy, Strategy::Recreate);
+    assert_eq!(
+        summary(&p.actions),
+        [
+            ("Alias", Action::Recreate),
+            ("Fn", Action::Recreate),
+            ("Perm", Action::Recreate)
+        ]
+    );
+    assert_eq!(p.resources, ["Alias", "Fn"]);
+}
+
+#[test]
+fn skipped_json_carries_the_planned_actions() {
+    let plan = plan_account(&[stack("web", ecs_service())], &secrets(), &auto());
+    let v = serde_json::to_value(&plan).unwrap();
+    let s = &v["skipped"][0];
+    assert_eq!(s["code"], "action-not-yet-supported");
+    assert_eq!(s["actions"][0]["action"], "restart");
+    assert_eq!(s["references"][0]["form"], "ecs-value-from");
+    assert_eq!(s["references"][0]["disposition"], "restart");
+    // Other skips have no actions.
+    let plan = plan_account(
+        &[stack("db", database(json!({"Ref": "SecretArn"})))],
+        &secrets(),
+        &auto(),
+    );
+    let v = serde_json::to_value(&plan).unwrap();
+    assert!(v["skipped"][0].get("actions").is_none());
+}
+
+#[test]
+fn references_naming_no_resource_refresh_nothing() {
+    let t = json!({
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Globals": {"Function": {"Environment": {"Variables": {"P": "{{resolve:secretsmanager:db}}"}}}},
+        "Resources": {"T": {"Type": "AWS::SNS::Topic"}}
+    });
+    let s = skipped(stack("sam", t), &auto());
+    assert_eq!(s.code, SkipCode::ReportedOnly);
+    assert!(
+        s.reason.starts_with("no resource to refresh"),
+        "{}",
+        s.reason
+    );
 }

@@ -68,7 +68,7 @@ fn removal_drops_the_closure_and_its_outputs() {
         "Outputs": {"A": {"Value": {"Ref": "Alias"}}, "T": {"Value": {"Ref": "Topic"}}}
     });
     let s = stack(t.clone());
-    let plan = plan_of(&s, &secrets("v2"), StrategyChoice::Auto);
+    let plan = plan_of(&s, &secrets("v2"), StrategyChoice::Recreate);
     let removed = removal_template(&t, &plan);
     assert_eq!(
         removed["Resources"]
@@ -90,7 +90,7 @@ fn removal_leaves_a_placeholder_when_nothing_would_be_left() {
         "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {"P": "{{resolve:secretsmanager:prod/db}}"}}},
         "Outputs": {"A": {"Value": {"Ref": "Fn"}}}
     });
-    let plan = plan_of(&stack(t.clone()), &secrets("v2"), StrategyChoice::Auto);
+    let plan = plan_of(&stack(t.clone()), &secrets("v2"), StrategyChoice::Recreate);
     assert!(plan.needs_placeholder);
     let removed = removal_template(&t, &plan);
     assert_eq!(
