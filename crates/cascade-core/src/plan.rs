@@ -19,6 +19,7 @@ use crate::stateful::removal_hazard;
 
 mod actions;
 
+use actions::Actions;
 pub use actions::{Action, ResourceAction};
 
 /// Version of the plan's JSON shape.
@@ -399,6 +400,11 @@ fn skipped_stack(
     }
 }
 
+/// Why a stack is skipped: the code and the reason.
+type Skip = (SkipCode, String);
+
+/// The plan of one stack with references to the changed secrets (`None` without any): its
+/// refresh, or why it is skipped.
 fn decide(
     stack: &StackInfo,
     analysis: Analysis,
@@ -414,145 +420,153 @@ fn decide(
     if references.is_empty() {
         return None;
     }
+    let decided =
+        refreshable(stack, &references, options, names_by_id).and_then(|(choice, policy)| {
+            let template = stack
+                .template
+                .as_ref()
+                .expect("analysed stacks have a template");
+            let checks = Checks {
+                stack,
+                template,
+                export_names: &export_names,
+                importers,
+                policy: policy.as_ref(),
+            };
+            let acted = safe_actions(&checks, &references, choice)?;
+            Ok((template, acted))
+        });
+    Some(match decided {
+        Ok((template, acted)) => refresh_or_skip(stack, template, references, acted),
+        Err((code, reason)) => skip(stack, code, reason, references),
+    })
+}
+
+/// Whether the stack may be refreshed at all (it acts on a reference, does not opt out,
+/// is a root stack in an updatable status, with a readable strategy tag and stack
+/// policy); if so, the strategy asked for and the policy.
+fn refreshable(
+    stack: &StackInfo,
+    references: &[Reference],
+    options: &PlanOptions,
+    names_by_id: &HashMap<&str, &str>,
+) -> Result<(StrategyChoice, Option<StackPolicy>), Skip> {
     let acts = references
         .iter()
         .any(|r| matches!(r.disposition, Disposition::Refresh | Disposition::Restart));
     if !acts {
-        let (code, reason) = only_reported(&references);
-        return Some(skip(stack, code, reason, references));
+        return Err(only_reported(references));
     }
     if stack.opts_out() {
-        return Some(skip(
-            stack,
+        return Err((
             SkipCode::OptedOut,
             "opted out with tag cascade:ignore=true".into(),
-            references,
         ));
     }
     if let Some(parent) = &stack.parent_id {
         let root = stack.root_id.as_deref().unwrap_or(parent);
         let root_name = names_by_id.get(root).copied().unwrap_or(root);
-        return Some(skip(
-            stack,
+        return Err((
             SkipCode::NestedStack,
             format!(
                 "nested stack of root stack {root_name}: nested stacks are refreshed through their root, which is not supported yet"
             ),
-            references,
         ));
     }
     if !stack.is_updatable() {
-        return Some(skip(
-            stack,
+        return Err((
             SkipCode::NotUpdatable,
             format!("stack status {} does not allow an update", stack.status),
-            references,
         ));
     }
     let choice = match stack.tag(TAG_STRATEGY) {
-        Some(tag) => match tag.parse::<StrategyChoice>() {
-            Ok(c) => c,
-            Err(e) => {
-                return Some(skip(
-                    stack,
-                    SkipCode::InvalidStrategyTag,
-                    format!("tag {TAG_STRATEGY}: {e}"),
-                    references,
-                ));
-            }
-        },
+        Some(tag) => tag.parse::<StrategyChoice>().map_err(|e| {
+            (
+                SkipCode::InvalidStrategyTag,
+                format!("tag {TAG_STRATEGY}: {e}"),
+            )
+        })?,
         None => options.strategy,
     };
-    let policy = match stack
+    let policy = stack
         .stack_policy
         .as_deref()
         .map(StackPolicy::parse)
         .transpose()
-    {
-        Ok(p) => p,
-        Err(e) => {
-            return Some(skip(
-                stack,
-                SkipCode::StackPolicyUnreadable,
-                e.to_string(),
-                references,
-            ));
-        }
-    };
+        .map_err(|e| (SkipCode::StackPolicyUnreadable, e.to_string()))?;
+    Ok((choice, policy))
+}
 
-    let template = stack
-        .template
-        .as_ref()
-        .expect("analysed stacks have a template");
-    let checks = Checks {
-        stack,
-        template,
-        export_names: &export_names,
-        importers,
-        policy: policy.as_ref(),
-    };
-    let acted = match choice {
+/// Each resource's action under `choice`, when carrying them out is safe.
+fn safe_actions(
+    checks: &Checks<'_>,
+    references: &[Reference],
+    choice: StrategyChoice,
+) -> Result<Actions, Skip> {
+    let unsafe_because = |why: String| (SkipCode::Unsafe, why);
+    match choice {
         StrategyChoice::Auto => {
-            let acted = actions::auto(template, &references, policy.as_ref());
+            let acted = actions::auto(checks.template, references, checks.policy);
             let blockers = checks.recreate_blockers(&acted.closure);
             if !blockers.is_empty() {
-                return Some(skip(
-                    stack,
-                    SkipCode::Unsafe,
-                    format!(
-                        "recreate is not safe: {}; pin is not possible: {}",
-                        blockers.join("; "),
-                        acted.root_reasons.join("; ")
-                    ),
-                    references,
-                ));
+                return Err(unsafe_because(format!(
+                    "recreate is not safe: {}; pin is not possible: {}",
+                    blockers.join("; "),
+                    acted.root_reasons.join("; ")
+                )));
             }
-            acted
+            Ok(acted)
         }
         StrategyChoice::Recreate => {
-            let acted = actions::recreate_all(template, &references);
+            let acted = actions::recreate_all(checks.template, references);
             let blockers = checks.recreate_blockers(&acted.closure);
             if !blockers.is_empty() {
-                return Some(skip(
-                    stack,
-                    SkipCode::Unsafe,
-                    format!("recreate is not safe: {}", blockers.join("; ")),
-                    references,
-                ));
+                return Err(unsafe_because(format!(
+                    "recreate is not safe: {}",
+                    blockers.join("; ")
+                )));
             }
-            acted
+            Ok(acted)
         }
         StrategyChoice::Pin => {
-            let blockers = actions::pin_blockers(template, &references, policy.as_ref());
+            let blockers = actions::pin_blockers(checks.template, references, checks.policy);
             if !blockers.is_empty() {
-                return Some(skip(
-                    stack,
-                    SkipCode::Unsafe,
-                    format!("pin is not possible: {}", blockers.join("; ")),
-                    references,
-                ));
+                return Err(unsafe_because(format!(
+                    "pin is not possible: {}",
+                    blockers.join("; ")
+                )));
             }
-            actions::pin_all(template, &references)
+            Ok(actions::pin_all(checks.template, references))
         }
-    };
+    }
+}
+
+/// The stack's plan from its actions; skipped when they name no resource, or when the
+/// refresh cannot carry them out yet.
+fn refresh_or_skip(
+    stack: &StackInfo,
+    template: &Value,
+    references: Vec<Reference>,
+    acted: Actions,
+) -> StackOutcome {
     let kinds = acted.kinds();
     if kinds.is_empty() {
         // Refreshed references that name no resource of the template (SAM Globals of a
         // kind the stack has none of).
         let (_, reason) = only_reported(&references);
-        return Some(skip(
+        return skip(
             stack,
             SkipCode::ReportedOnly,
             format!("no resource to refresh: {reason}"),
             references,
-        ));
+        );
     }
     let Some(strategy) = carried_out_by(&kinds) else {
         let reason = not_yet_supported(&acted.list, &kinds);
-        return Some(StackOutcome::Skip(SkippedStack {
+        return StackOutcome::Skip(SkippedStack {
             actions: acted.list,
             ..skipped_stack(stack, SkipCode::ActionNotYetSupported, reason, references)
-        }));
+        });
     };
     let secrets: BTreeSet<String> = references
         .iter()
@@ -560,29 +574,28 @@ fn decide(
         .map(|r| r.secret.clone())
         .collect();
     let recreate = strategy == Strategy::Recreate;
-    let outputs = if recreate {
-        outputs_naming(template, &acted.closure)
-    } else {
-        Vec::new()
-    };
-    Some(StackOutcome::Refresh(StackPlan {
+    StackOutcome::Refresh(StackPlan {
         stack_name: stack.name.clone(),
         stack_id: stack.id.clone(),
         strategy,
         secrets: secrets.into_iter().collect(),
         resources: acted.resources.iter().cloned().collect(),
         needs_placeholder: recreate && acted.closure.len() == resource_ids(template).len(),
+        outputs: if recreate {
+            outputs_naming(template, &acted.closure)
+        } else {
+            Vec::new()
+        },
         closure: if recreate {
             acted.closure.into_iter().collect()
         } else {
             Vec::new()
         },
-        outputs,
         actions: acted.list,
         references,
         template_digest: template_digest(template),
         notes: Vec::new(),
-    }))
+    })
 }
 
 /// The strategy whose template updates carry out these actions, when the refresh can
