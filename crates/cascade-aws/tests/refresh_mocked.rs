@@ -77,6 +77,7 @@ fn in_flight() -> StackState {
         attempt: 1,
         update_issued_at: None,
         restore_before_retry: false,
+        change_sets: vec![],
     };
     state.update_issued(UpdateStep::Remove, jiff::Timestamp::now());
     state

@@ -249,6 +249,7 @@ mod tests {
             attempt: 1,
             update_issued_at: None,
             restore_before_retry: false,
+            change_sets: vec![],
         }
     }
 
