@@ -1601,7 +1601,7 @@ async fn a_retried_begin_never_creates_a_second_change_set() -> anyhow::Result<(
     assert_eq!(state.phase, Phase::Remove, "{state:?}");
     assert_eq!(
         state.change_sets,
-        [earlier.clone()],
+        [earlier.as_str()],
         "the earlier try's change set"
     );
     assert_eq!(

@@ -330,7 +330,7 @@ async fn restore_with(second_page: (&'static str, ChangeAction)) -> (StackState,
         .output(move || {
             change_set_page(
                 ChangeSetStatus::CreateComplete,
-                &[second_page.clone()],
+                std::slice::from_ref(&second_page),
                 None,
             )
         })
