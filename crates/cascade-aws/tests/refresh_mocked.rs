@@ -314,7 +314,10 @@ fn change_set_page(
 }
 
 /// The restore of a recreate whose closure is `Fn` and `Alias`, after its removal.
-async fn restore_with(second_page: (&'static str, ChangeAction)) -> (StackState, [usize; 4]) {
+async fn restore_with(
+    batch: &'static str,
+    second_page: (&'static str, ChangeAction),
+) -> (StackState, [usize; 4]) {
     let describe = mock!(Client::describe_change_set)
         .sequence()
         .http_status(400, Some(NOT_FOUND.into()))
@@ -338,13 +341,26 @@ async fn restore_with(second_page: (&'static str, ChangeAction)) -> (StackState,
     let create = mock!(Client::create_change_set)
         .match_requests(|r| {
             r.change_set_type() == Some(&aws_sdk_cloudformation::types::ChangeSetType::Update)
-                && r.change_set_name() == Some("cascade-b-cs-restore-1-app")
+                && r.change_set_name()
+                    == Some(
+                        cascade_core::refresh::change_set_name(
+                            batch,
+                            "app",
+                            UpdateStep::Restore,
+                            1,
+                        )
+                        .as_str(),
+                    )
         })
         .then_output(|| CreateChangeSetOutput::builder().id(CHANGE_SET).build());
     let execute = mock!(Client::execute_change_set)
         .match_requests(|r| {
             r.change_set_name() == Some(CHANGE_SET)
-                && r.client_request_token() == Some("cascade-b-cs-restore-1")
+                && r.client_request_token()
+                    == Some(
+                        cascade_core::refresh::client_request_token(batch, UpdateStep::Restore, 1)
+                            .as_str(),
+                    )
         })
         .then_output(|| ExecuteChangeSetOutput::builder().build());
     let delete =
@@ -358,7 +374,7 @@ async fn restore_with(second_page: (&'static str, ChangeAction)) -> (StackState,
     let original = r#"{"Resources": {"Fn": {"Type": "AWS::Lambda::Function"}, "Alias": {"Type": "AWS::Lambda::Alias"}, "Role": {"Type": "AWS::IAM::Role"}}}"#;
     r.batches()
         .save_original(
-            "b-cs",
+            batch,
             &SavedOriginal {
                 schema_version: STATE_SCHEMA_VERSION,
                 stack_id: "id".into(),
@@ -383,7 +399,7 @@ async fn restore_with(second_page: (&'static str, ChangeAction)) -> (StackState,
     let mut state = in_flight();
     state.update_issued_at = None;
     state.phase = Phase::Remove;
-    r.finish("b-cs", &plan, &mut state).await.unwrap();
+    r.finish(batch, &plan, &mut state).await.unwrap();
     let calls = [
         describe.num_calls(),
         create.num_calls(),
@@ -398,7 +414,7 @@ async fn restore_with(second_page: (&'static str, ChangeAction)) -> (StackState,
 #[tokio::test]
 async fn a_change_set_is_waited_for_and_every_page_of_changes_read() {
     let (state, [describes, creates, executes, deletes]) =
-        restore_with(("Alias", ChangeAction::Add)).await;
+        restore_with("b-cs-paged", ("Alias", ChangeAction::Add)).await;
     assert_eq!(
         (state.phase, state.outcome),
         (Phase::Restore, None),
@@ -415,7 +431,7 @@ async fn a_change_set_is_waited_for_and_every_page_of_changes_read() {
 #[tokio::test]
 async fn a_change_on_a_later_page_refuses_the_change_set() {
     let (state, [describes, creates, executes, deletes]) =
-        restore_with(("Role", ChangeAction::Modify)).await;
+        restore_with("b-cs-refused", ("Role", ChangeAction::Modify)).await;
     assert_eq!(state.outcome, Some(Outcome::Degraded), "{state:?}");
     let reason = state.reason.unwrap();
     assert!(reason.contains("was refused"), "{reason}");
