@@ -1622,6 +1622,8 @@ async fn a_retried_begin_never_creates_a_second_change_set() -> anyhow::Result<(
     let mut state = StackState::planned(&c5);
     refresher.begin(&manifest, &c5, &mut state).await?;
     assert_eq!(state.phase, Phase::Remove);
+    let executed = state.change_sets.clone();
+    assert_eq!(executed.len(), 1, "{state:?}");
     let before_crash = StackState::planned(&c5);
     refresher
         .store

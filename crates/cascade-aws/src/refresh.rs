@@ -246,6 +246,15 @@ impl Refresher {
                 || current_digest == Some(template_digest(&first)))
         {
             info!(stack = %plan.stack_name, "the first update was already issued: waiting for it");
+            // Its change set, for the state and the report (the earlier run died before
+            // recording it).
+            let name = change_set_name(batch, &plan.stack_name, step, state.attempt);
+            if let Some(found) = change_set::describe(&self.clients, &plan.stack_name, &name)
+                .await?
+                .filter(|d| d.state == ChangeSetState::Executed)
+            {
+                state.change_set_executed(&found.id);
+            }
             state.update_issued(step, Timestamp::now());
             return Ok(self.save_state(batch, state).await?);
         }
