@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use aws_config::SdkConfig;
 use cascade_core::template::read_template;
-use cascade_lambda::{Config, Context, Function};
+use cascade_lambda::{Function, FunctionConfig, FunctionContext};
 use serde_json::Value;
 
 use crate::{ACCOUNT, REGION, workspace_root};
@@ -247,7 +247,7 @@ pub fn function_contexts(
     deployment: &Deployment,
     clients: &cascade_aws::Clients,
     options: &DeployOptions,
-) -> anyhow::Result<Vec<Context>> {
+) -> anyhow::Result<Vec<FunctionContext>> {
     let env = |function: Function| -> BTreeMap<&'static str, String> {
         let mut env = BTreeMap::new();
         env.insert("CASCADE_BUCKET", deployment.bucket.clone());
@@ -271,9 +271,9 @@ pub fn function_contexts(
         .iter()
         .map(|(_, function)| {
             let env = env(*function);
-            let config = Config::from_lookup(*function, |k| env.get(k).cloned())
+            let config = FunctionConfig::from_lookup(*function, |k| env.get(k).cloned())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(Context::new(config, clients.clone()))
+            FunctionContext::new(config, clients.clone()).map_err(|e| anyhow::anyhow!("{e}"))
         })
         .collect()
 }

@@ -12,12 +12,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use cascade_lambda::{Context, Function, handle};
+use cascade_lambda::{Function, FunctionContext, handle};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 /// The handlers' contexts, by function; filled once the deployment exists.
-pub type Contexts = Arc<RwLock<HashMap<Function, Context>>>;
+pub type Contexts = Arc<RwLock<HashMap<Function, FunctionContext>>>;
 
 /// A running Lambda stand-in.
 pub struct LambdaServer {
@@ -66,8 +66,8 @@ impl LambdaServer {
     }
 
     /// Sets the context a function runs with.
-    pub fn set_context(&self, context: Context) {
-        let function = context.config.function;
+    pub fn set_context(&self, context: FunctionContext) {
+        let function = context.function();
         self.contexts
             .write()
             .expect("not poisoned")

@@ -182,11 +182,14 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         .get(&Function::Gatekeeper)
         .cloned()
         .unwrap();
-    let outcome = handle(
-        &gatekeeper,
-        json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    let outcome = serde_json::to_value(
+        handle(
+            &gatekeeper,
+            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        )
+        .await
+        .unwrap(),
     )
-    .await
     .unwrap();
     assert!(
         outcome["outcome"].as_str().unwrap().starts_with("Started"),

@@ -471,14 +471,7 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
 
     let manifest = refresher
         .batches()
-        .create(BatchManifest::new(
-            BATCH,
-            "e2e-test",
-            jiff::Timestamp::now(),
-            secrets.to_vec(),
-            StrategyChoice::Auto,
-            plan,
-        ))
+        .start(BATCH, "e2e-test", &secrets, StrategyChoice::Auto, plan)
         .await?;
     let mut figures = Figures::default();
 
@@ -980,14 +973,13 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
     );
     let manifest2 = refresher
         .batches()
-        .create(BatchManifest::new(
+        .start(
             PIN_BATCH,
             "e2e-test",
-            jiff::Timestamp::now(),
-            secrets2.to_vec(),
+            &secrets2,
             StrategyChoice::Auto,
             plan2,
-        ))
+        )
         .await?;
     let summary2 = run_batch(
         &refresher,
@@ -1081,14 +1073,13 @@ async fn a_failed_stack_is_refreshed_when_retried_after_its_cause_is_removed() -
     assert_eq!(plan.stacks.len(), 2);
     let manifest = refresher
         .batches()
-        .create(BatchManifest::new(
+        .start(
             "retry-batch",
             "e2e-test",
-            jiff::Timestamp::now(),
-            secrets.to_vec(),
+            &secrets,
             StrategyChoice::Auto,
             plan,
-        ))
+        )
         .await?;
     let cancel = Arc::new(AtomicBool::new(false));
     let first = run_batch(&refresher, manifest, &Quiet, &cancel).await?;
@@ -1204,14 +1195,13 @@ async fn noecho_values_are_never_saved() -> anyhow::Result<()> {
     let plan = plan_secrets(&clients, &secrets, StrategyChoice::Auto, 8).await?;
     let manifest = refresher
         .batches()
-        .create(BatchManifest::new(
+        .start(
             "noecho-batch",
             "e2e-test",
-            jiff::Timestamp::now(),
-            secrets.to_vec(),
+            &secrets,
             StrategyChoice::Auto,
             plan,
-        ))
+        )
         .await?;
     let summary = run_batch(
         &refresher,

@@ -4,9 +4,11 @@
 //! handlers alike.
 
 use cascade_core::batch::{BatchManifest, SavedOriginal, keys};
+use cascade_core::plan::{Plan, StrategyChoice};
 use cascade_core::refresh::{StackState, UpdateStep};
 use cascade_core::report::Report;
 use cascade_core::report::markdown::render_markdown;
+use cascade_core::secret::Secret;
 
 use crate::store::{Store, StoreError};
 
@@ -34,6 +36,27 @@ impl<'a> BatchStore<'a> {
             self.save_state(&manifest.batch_id, &state).await?;
         }
         Ok(manifest)
+    }
+
+    /// Starts a batch now: a new manifest for `plan`, saved with every stack's initial
+    /// state.
+    pub async fn start(
+        &self,
+        batch_id: &str,
+        execution: &str,
+        secrets: &[Secret],
+        strategy: StrategyChoice,
+        plan: Plan,
+    ) -> Result<BatchManifest, StoreError> {
+        let manifest = BatchManifest::new(
+            batch_id,
+            execution,
+            jiff::Timestamp::now(),
+            secrets.to_vec(),
+            strategy,
+            plan,
+        );
+        self.create(manifest).await
     }
 
     /// Saves a batch's manifest (once at the start, again when a retried stack is planned
@@ -115,7 +138,7 @@ impl<'a> BatchStore<'a> {
         step: UpdateStep,
         body: String,
     ) -> Result<String, StoreError> {
-        let key = keys::template(batch_id, stack_name, step.template_name());
+        let key = keys::template(batch_id, stack_name, step);
         self.store
             .put(&key, body.into_bytes(), "application/json")
             .await?;
@@ -160,7 +183,6 @@ impl<'a> BatchStore<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cascade_core::plan::{Plan, StrategyChoice};
 
     #[tokio::test]
     async fn the_latest_batch_is_the_last_created_not_the_largest_id() {
@@ -173,15 +195,12 @@ mod tests {
             ("0000ffff", "2026-11-26T02:00:00.5Z"),
             ("20261126T013000Z-abc", "2026-11-26T01:30:00Z"),
         ] {
-            let manifest = BatchManifest::new(
-                id,
-                "cli",
-                at.parse().unwrap(),
-                vec![],
-                StrategyChoice::Auto,
-                Plan::empty(vec![]),
-            );
-            batches.create(manifest).await.unwrap();
+            let mut manifest = batches
+                .start(id, "cli", &[], StrategyChoice::Auto, Plan::empty(vec![]))
+                .await
+                .unwrap();
+            manifest.created_at = at.parse().unwrap();
+            batches.save_manifest(&manifest).await.unwrap();
         }
         assert_eq!(batches.latest().await.unwrap().as_deref(), Some("0000ffff"));
         assert!(matches!(

@@ -49,6 +49,8 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     /// Step Functions.
     pub sfn: aws_sdk_sfn::Client,
+    /// ECS (restarting the services that read a secret when their tasks start).
+    pub ecs: aws_sdk_ecs::Client,
     /// Counts every call these clients make.
     pub calls: CallCounter,
 }
@@ -84,12 +86,18 @@ impl Clients {
                 .interceptor(calls.clone())
                 .build(),
         );
+        let ecs = aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::config::Builder::from(config)
+                .interceptor(calls.clone())
+                .build(),
+        );
         Clients {
             cloudformation,
             secrets,
             s3,
             sqs,
             sfn,
+            ecs,
             calls,
         }
     }

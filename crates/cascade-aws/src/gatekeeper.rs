@@ -104,6 +104,48 @@ pub enum GateOutcome {
     },
 }
 
+impl std::fmt::Display for GateOutcome {
+    /// The outcome in a line: its name, then what it did.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GateOutcome::Busy { running } => write!(
+                f,
+                "Busy: an execution is running ({}); the tickets wait",
+                running.join(", ")
+            ),
+            GateOutcome::Idle => f.write_str("Idle: no tickets"),
+            GateOutcome::Started {
+                execution_arn,
+                batch_id,
+                tickets,
+                deleted,
+                invalid,
+            } => write!(
+                f,
+                "Started {execution_arn}: batch {batch_id}, {tickets} tickets, {deleted} messages deleted, {invalid} invalid"
+            ),
+            GateOutcome::AlreadyStarted {
+                execution_arn,
+                batch_id,
+                tickets,
+                deleted,
+                invalid,
+            } => write!(
+                f,
+                "AlreadyStarted {execution_arn}: batch {batch_id}, {tickets} tickets, {deleted} messages deleted, {invalid} invalid"
+            ),
+            GateOutcome::OnlyInvalid { invalid } => write!(
+                f,
+                "OnlyInvalid: {invalid} invalid messages left for the dead-letter queue"
+            ),
+            GateOutcome::NothingToStart { deleted, invalid } => write!(
+                f,
+                "NothingToStart: {deleted} ignored messages deleted, {invalid} invalid"
+            ),
+        }
+    }
+}
+
 /// What failed in the gatekeeper. Every variant says which step and what AWS said.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {

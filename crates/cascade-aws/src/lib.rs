@@ -9,6 +9,7 @@
 //!   [`change_set`]; [`run`] runs a whole batch
 //!   from one machine; [`store`] and [`batch_store`] keep a batch's state, originals and
 //!   report (S3 or a directory).
+//! - [`ecs`] restarts a service whose tasks read a secret when they start.
 //! - [`gatekeeper`] turns queued tickets into one execution at a time; [`slack`] posts
 //!   the message.
 
@@ -17,6 +18,7 @@ pub mod calls;
 pub mod change_set;
 pub mod clients;
 pub mod discovery;
+pub mod ecs;
 pub mod error;
 pub mod gatekeeper;
 pub mod refresh;

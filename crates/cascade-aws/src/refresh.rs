@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudformation::types::{Capability, Parameter, Stack};
 use cascade_core::batch::{BatchManifest, STATE_SCHEMA_VERSION, SavedOriginal};
 use cascade_core::change_set::{ChangeSetState, Intent, Verdict, verdict};
+use cascade_core::defaults;
 use cascade_core::plan::{StackPlan, Strategy, template_digest};
 use cascade_core::refresh::{
     Look, MAX_TEMPLATE_BODY_BYTES, Observation, Settled, StackState, UpdateAnswer, UpdateProgress,
@@ -19,7 +20,7 @@ use cascade_core::refresh::{
     manual_restore_token, pinned_template, removal_template, update_timed_out,
 };
 use cascade_core::report::{FailedResource, Outcome};
-use cascade_core::stack::{MASKED_VALUE, StackInfo, UPDATABLE_STATUSES, no_echo_parameters};
+use cascade_core::stack::{MASKED_VALUE, StackInfo, no_echo_parameters, status_allows_update};
 use cascade_core::template::read_template;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -46,9 +47,9 @@ pub struct PollPolicy {
 impl Default for PollPolicy {
     fn default() -> Self {
         PollPolicy {
-            initial: Duration::from_secs(5),
-            max: Duration::from_secs(30),
-            max_wait: Duration::from_secs(60 * 60),
+            initial: Duration::from_secs(defaults::POLL_SECONDS),
+            max: Duration::from_secs(defaults::MAX_POLL_SECONDS),
+            max_wait: Duration::from_secs(defaults::MAX_WAIT_SECONDS),
         }
     }
 }
@@ -258,7 +259,7 @@ impl Refresher {
             state.update_issued(step, Timestamp::now());
             return Ok(self.save_state(batch, state).await?);
         }
-        if !UPDATABLE_STATUSES.contains(&status) {
+        if !status_allows_update(status) {
             let reason = format!("stack status {status} does not allow an update");
             return self.conclude(batch, state, Outcome::Skipped, reason).await;
         }
@@ -627,11 +628,8 @@ impl Refresher {
         }
         let region = self.clients.region().unwrap_or_else(|| "us-east-1".into());
         let bytes = request.body.len();
-        let key = cascade_core::batch::keys::template(
-            request.batch_id,
-            request.stack_name,
-            request.step.template_name(),
-        );
+        let key =
+            cascade_core::batch::keys::template(request.batch_id, request.stack_name, request.step);
         let Some(url) = self.store.template_url(&key, &region) else {
             return Ok(Err(format!(
                 "the template is {bytes} bytes, over CloudFormation's {MAX_TEMPLATE_BODY_BYTES}-byte inline limit: configure a bucket (--bucket) so it can go through S3"

@@ -1,12 +1,17 @@
 //! Slack incoming-webhook delivery: the webhook URL is read from Secrets Manager (it is
-//! itself a secret) and messages are posted with retries.
+//! itself a secret) and messages are posted with retries, through one [`SlackClient`] per
+//! process. [`SlackClient::notify_report`] is the notification both the CLI's `cascade run`
+//! and the `notify` Lambda function send.
 //!
-//! A failed notification never fails a run: [`post_message`] returns what happened instead
-//! of an error. The URL never appears in errors, results or logs; only its host is logged.
+//! A failed notification never fails a run: [`SlackClient::post_message`] and
+//! [`SlackClient::notify_report`] return what happened instead of an error. The URL never
+//! appears in errors, results or logs; only its host is logged.
 
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use cascade_core::report::Report;
+use cascade_core::report::slack::slack_message;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
@@ -45,6 +50,12 @@ pub enum SlackError {
         secret_id: String,
         /// What is wrong, without quoting the value.
         problem: &'static str,
+    },
+    /// No HTTP client could be built (the TLS set-up failed).
+    #[error("cannot build an HTTP client for Slack: {message}")]
+    HttpClient {
+        /// What went wrong.
+        message: String,
     },
 }
 
@@ -109,7 +120,7 @@ fn check_url(url: &str) -> Result<(), &'static str> {
     }
 }
 
-/// How [`post_message`] retries.
+/// How [`SlackClient::post_message`] retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (at least one is made).
@@ -159,68 +170,123 @@ enum Next {
     },
 }
 
-/// Posts `message` as JSON to the webhook `url`. Retries 429 (after `Retry-After`, capped),
-/// 5xx, timeouts and connection errors with doubling backoff; gives up at once on any
-/// other answer. Never panics and never fails: the outcome is returned.
-pub async fn post_message(url: &str, message: &Value, policy: &RetryPolicy) -> SlackDelivery {
-    let Some(host) = Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-    else {
-        warn!("Slack webhook URL is not a valid URL");
-        return SlackDelivery::GaveUp {
-            attempts: 0,
-            reason: "the webhook URL is not a valid URL".into(),
+/// What became of a report's notification.
+#[derive(Debug)]
+pub enum Notification {
+    /// Slack took the message.
+    Delivered {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Nothing was sent: the webhook URL could not be read from its secret (or no HTTP
+    /// client could be built).
+    NotSent(SlackError),
+    /// Slack did not take the message.
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last problem (never contains the URL).
+        reason: String,
+    },
+}
+
+/// The HTTP client Slack messages go through, with its retry policy. Build it once per
+/// process and reuse it: it holds the connection pool and the TLS set-up. Redirects are
+/// not followed.
+#[derive(Debug, Clone)]
+pub struct SlackClient {
+    http: reqwest::Client,
+    policy: RetryPolicy,
+}
+
+impl SlackClient {
+    /// A client that posts with `policy`.
+    pub fn new(policy: RetryPolicy) -> Result<Self, SlackError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|err| SlackError::HttpClient {
+                message: chain(&err.without_url()),
+            })?;
+        Ok(SlackClient { http, policy })
+    }
+
+    /// Tells Slack about a report: reads the webhook URL from the secret `secret_id`,
+    /// builds the message from the report (linking to `location`, where the report is
+    /// saved) and posts it. Never fails: what happened is returned.
+    pub async fn notify_report(
+        &self,
+        secrets: &aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+        report: &Report,
+        location: &str,
+    ) -> Notification {
+        let url = match webhook_url(secrets, secret_id).await {
+            Ok(url) => url,
+            Err(e) => return Notification::NotSent(e),
         };
-    };
-    let client = match reqwest::Client::builder()
-        .timeout(policy.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(client) => client,
-        Err(err) => {
+        match self
+            .post_message(&url, &slack_message(report, Some(location)))
+            .await
+        {
+            SlackDelivery::Delivered { attempts } => Notification::Delivered { attempts },
+            SlackDelivery::GaveUp { attempts, reason } => Notification::GaveUp { attempts, reason },
+        }
+    }
+
+    /// Posts `message` as JSON to the webhook `url`. Retries 429 (after `Retry-After`,
+    /// capped), 5xx, timeouts and connection errors with doubling backoff; gives up at once
+    /// on any other answer. Never panics and never fails: the outcome is returned.
+    pub async fn post_message(&self, url: &str, message: &Value) -> SlackDelivery {
+        let policy = &self.policy;
+        let Some(host) = Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+        else {
+            warn!("Slack webhook URL is not a valid URL");
             return SlackDelivery::GaveUp {
                 attempts: 0,
-                reason: format!("cannot build an HTTP client: {}", chain(&err.without_url())),
+                reason: "the webhook URL is not a valid URL".into(),
             };
-        }
-    };
-    let attempts = policy.attempts.max(1);
-    let mut backoff = policy.backoff;
-    let mut last_reason = String::new();
-    for attempt in 1..=attempts {
-        let (after, reason) = match attempt_once(&client, url, message, policy, attempt).await {
-            Next::Done(delivery) => {
-                match &delivery {
-                    SlackDelivery::Delivered { .. } => {
-                        info!(%host, attempts = attempt, "Slack message delivered");
-                    }
-                    SlackDelivery::GaveUp { reason, .. } => {
-                        warn!(%host, attempts = attempt, %reason, "Slack refused the message");
-                    }
-                }
-                return delivery;
-            }
-            Next::Retry { after, reason } => (after, reason),
         };
-        if attempt < attempts {
-            let wait = after.unwrap_or(backoff);
-            warn!(%host, attempt, %reason, wait_ms = wait.as_millis() as u64, "Slack delivery failed, retrying");
-            tokio::time::sleep(wait).await;
-            if after.is_none() {
-                backoff = backoff.saturating_mul(2);
+        let attempts = policy.attempts.max(1);
+        let mut backoff = policy.backoff;
+        let mut last_reason = String::new();
+        for attempt in 1..=attempts {
+            let (after, reason) = match attempt_once(&self.http, url, message, policy, attempt)
+                .await
+            {
+                Next::Done(delivery) => {
+                    match &delivery {
+                        SlackDelivery::Delivered { .. } => {
+                            info!(%host, attempts = attempt, "Slack message delivered");
+                        }
+                        SlackDelivery::GaveUp { reason, .. } => {
+                            warn!(%host, attempts = attempt, %reason, "Slack refused the message");
+                        }
+                    }
+                    return delivery;
+                }
+                Next::Retry { after, reason } => (after, reason),
+            };
+            if attempt < attempts {
+                let wait = after.unwrap_or(backoff);
+                warn!(%host, attempt, %reason, wait_ms = wait.as_millis() as u64, "Slack delivery failed, retrying");
+                tokio::time::sleep(wait).await;
+                if after.is_none() {
+                    backoff = backoff.saturating_mul(2);
+                }
             }
+            last_reason = reason;
         }
-        last_reason = reason;
-    }
-    warn!(%host, attempts, reason = %last_reason, "Slack delivery abandoned");
-    SlackDelivery::GaveUp {
-        attempts,
-        reason: format!(
-            "{last_reason} (gave up after {attempts} attempt{})",
-            if attempts == 1 { "" } else { "s" }
-        ),
+        warn!(%host, attempts, reason = %last_reason, "Slack delivery abandoned");
+        SlackDelivery::GaveUp {
+            attempts,
+            reason: format!(
+                "{last_reason} (gave up after {attempts} attempt{})",
+                if attempts == 1 { "" } else { "s" }
+            ),
+        }
     }
 }
 
@@ -231,7 +297,13 @@ async fn attempt_once(
     policy: &RetryPolicy,
     attempt: u32,
 ) -> Next {
-    let response = match client.post(url).json(message).send().await {
+    let response = match client
+        .post(url)
+        .timeout(policy.timeout)
+        .json(message)
+        .send()
+        .await
+    {
         Ok(response) => response,
         Err(err) if err.is_builder() => {
             return Next::Done(SlackDelivery::GaveUp {

@@ -229,6 +229,15 @@ impl Store {
             endpoint.url().trim_end_matches('/')
         ))
     }
+
+    /// Objects in the S3 bucket `bucket`, at its root.
+    pub fn s3(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Store::S3 {
+            client,
+            bucket: bucket.into(),
+            prefix: String::new(),
+        }
+    }
 }
 
 /// The value of a future that is already complete, without an executor.

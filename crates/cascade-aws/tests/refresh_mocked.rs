@@ -64,22 +64,7 @@ fn refresher(cloudformation: Client, poll: PollPolicy) -> Refresher {
 
 /// A recreate of `app` whose removal update was issued just now.
 fn in_flight() -> StackState {
-    let mut state = StackState {
-        stack_name: "app".into(),
-        stack_id: "id".into(),
-        strategy: Some(Strategy::Recreate),
-        resources: vec!["Fn".into()],
-        phase: Phase::Begin,
-        outcome: None,
-        reason: None,
-        failed_resources: vec![],
-        started_at: None,
-        finished_at: None,
-        attempt: 1,
-        update_issued_at: None,
-        restore_before_retry: false,
-        change_sets: vec![],
-    };
+    let mut state = StackState::new("app", "id", Some(Strategy::Recreate), vec!["Fn".into()]);
     state.update_issued(UpdateStep::Remove, jiff::Timestamp::now());
     state
 }

@@ -10,7 +10,7 @@ use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
 use cascade_aws::run::{Quiet, run_batch};
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::store::Store;
-use cascade_core::batch::{BatchManifest, keys};
+use cascade_core::batch::keys;
 use cascade_core::plan::StrategyChoice;
 use cascade_core::refresh::StackState;
 use cascade_core::report::{Outcome, Phase};
@@ -75,14 +75,7 @@ async fn a_begin_that_died_before_saving_is_recognised_on_resume() {
         .unwrap();
     let manifest = refresher
         .batches()
-        .create(BatchManifest::new(
-            "b-crash",
-            "cli",
-            jiff::Timestamp::now(),
-            secrets.to_vec(),
-            StrategyChoice::Auto,
-            plan,
-        ))
+        .start("b-crash", "cli", &secrets, StrategyChoice::Auto, plan)
         .await
         .unwrap();
 

@@ -4,7 +4,11 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::primitives::Blob;
-use cascade_aws::slack::{RetryPolicy, SlackDelivery, SlackError, post_message, webhook_url};
+use cascade_aws::slack::{
+    Notification, RetryPolicy, SlackClient, SlackDelivery, SlackError, webhook_url,
+};
+use cascade_core::report::slack::slack_message;
+use cascade_core::report::{REPORT_SCHEMA_VERSION, Report, Totals};
 use cascade_tests::LocalStack;
 use cascade_tests::slack_sink::{Reply, SlackSink as Sink, status};
 use serde_json::{Value, json};
@@ -21,6 +25,14 @@ fn quick_policy() -> RetryPolicy {
         max_retry_after: Duration::from_secs(5),
         backoff: Duration::from_millis(10),
     }
+}
+
+/// Posts through a client with `policy` (one client per process in the functions).
+async fn post_message(url: &str, message: &Value, policy: &RetryPolicy) -> SlackDelivery {
+    SlackClient::new(policy.clone())
+        .expect("an HTTP client")
+        .post_message(url, message)
+        .await
 }
 
 fn message() -> Value {
@@ -259,4 +271,57 @@ async fn webhook_url_reads_plain_and_json_secrets() {
     let err = webhook_url(&client, "slack/missing").await.unwrap_err();
     assert!(matches!(err, SlackError::SecretNotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("`slack/missing`"), "{err}");
+}
+
+/// The notification both `cascade run` and the `notify` function send: the webhook URL
+/// from its secret, the message built from the report, one client for several posts.
+#[tokio::test]
+async fn a_report_is_told_through_the_webhook_its_secret_holds() {
+    let local = LocalStack::start().expect("local AWS stack");
+    let secrets = aws_sdk_secretsmanager::Client::new(&local.sdk_config().await);
+    let sink = Sink::scripted(vec![status(200)]).await;
+    secrets
+        .create_secret()
+        .name("slack/hook")
+        .secret_string(json!({ "webhook_url": sink.url }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let report = Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        batch_id: "b-7".into(),
+        execution: "cli".into(),
+        secrets: Vec::new(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: None,
+        totals: Totals::default(),
+        stacks: Vec::new(),
+        notes: Vec::new(),
+    };
+    let location = "s3://reports/batches/b-7/report.json";
+    let slack = SlackClient::new(quick_policy()).unwrap();
+
+    let told = slack
+        .notify_report(&secrets, "slack/hook", &report, location)
+        .await;
+    assert!(
+        matches!(told, Notification::Delivered { attempts: 1 }),
+        "{told:?}"
+    );
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    let body: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(body, slack_message(&report, Some(location)));
+
+    let told = slack
+        .notify_report(&secrets, "slack/missing", &report, location)
+        .await;
+    assert!(
+        matches!(
+            told,
+            Notification::NotSent(SlackError::SecretNotFound { .. })
+        ),
+        "{told:?}"
+    );
+    assert_eq!(sink.received().len(), 1, "nothing sent without a webhook");
 }

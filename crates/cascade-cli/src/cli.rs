@@ -1,7 +1,8 @@
-//! The command line: `cascade plan`, `cascade template to-json`.
+//! The command line: every subcommand's arguments and their defaults.
 
 use std::path::PathBuf;
 
+use cascade_core::defaults;
 use cascade_core::plan::StrategyChoice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -76,13 +77,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "ARN")]
     pub execution_role_arn: Option<String>,
     /// Seconds between the first two looks at an updating stack (then growing by half).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = defaults::POLL_SECONDS as f64)]
     pub poll_seconds: f64,
     /// Longest wait, in seconds, between two looks.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = defaults::MAX_POLL_SECONDS as f64)]
     pub max_poll_seconds: f64,
     /// Longest wait, in seconds, for one update before giving up on it.
-    #[arg(long, default_value_t = 3600.0)]
+    #[arg(long, default_value_t = defaults::MAX_WAIT_SECONDS as f64)]
     pub max_wait_seconds: f64,
     /// Templates read at once while planning.
     #[arg(long, default_value_t = cascade_aws::discovery::DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]

@@ -1,5 +1,13 @@
 //! `cascade`: the Secret Cascade command line. Parses arguments, runs a command, maps the
 //! outcome to an exit code. The work is done in cascade-core and cascade-aws.
+//!
+//! - `cli`: the arguments of every subcommand (clap); timing defaults come from
+//!   `cascade_core::defaults`.
+//! - `commands`: one module per subcommand (`plan`, `run`, `restore`, `report`, `enqueue`,
+//!   `status`, `template to-json`) and what they share: AWS options and the state store.
+//! - `render`: tables and summaries for people.
+//!
+//! Logs go to stderr at the level `CASCADE_LOG` gives (default `warn`).
 
 mod cli;
 mod commands;
@@ -28,7 +36,9 @@ async fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(args).await,
         Command::Enqueue(args) => commands::enqueue::run(args).await,
         Command::Status(args) => commands::status::run(args).await,
-        Command::Template(TemplateCommand::ToJson { file }) => commands::template::to_json(&file),
+        Command::Template(TemplateCommand::ToJson { file }) => {
+            commands::template::to_json(&file).await
+        }
     };
     match result {
         Ok(code) => code,

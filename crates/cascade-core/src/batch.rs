@@ -155,8 +155,11 @@ pub mod keys {
         format!("batches/{batch}/originals/{stack}.json")
     }
     /// A template uploaded for TemplateURL.
-    pub fn template(batch: &str, stack: &str, step: &str) -> String {
-        format!("batches/{batch}/templates/{stack}-{step}.json")
+    pub fn template(batch: &str, stack: &str, step: crate::refresh::UpdateStep) -> String {
+        format!(
+            "batches/{batch}/templates/{stack}-{}.json",
+            step.template_name()
+        )
     }
     /// The JSON report.
     pub fn report_json(batch: &str) -> String {
@@ -236,20 +239,15 @@ mod tests {
 
     fn state(name: &str, outcome: Option<Outcome>) -> StackState {
         StackState {
-            stack_name: name.into(),
-            stack_id: format!("id-{name}"),
-            strategy: Some(Strategy::Recreate),
-            resources: vec!["Fn".into()],
             phase: Phase::Restore,
             outcome,
-            reason: outcome.map(|o| format!("{o:?}")),
-            failed_resources: vec![],
-            started_at: None,
-            finished_at: None,
-            attempt: 1,
-            update_issued_at: None,
-            restore_before_retry: false,
-            change_sets: vec![],
+            reason: outcome.map(|o| o.to_string()),
+            ..StackState::new(
+                name,
+                format!("id-{name}"),
+                Some(Strategy::Recreate),
+                vec!["Fn".into()],
+            )
         }
     }
 

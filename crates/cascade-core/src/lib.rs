@@ -17,14 +17,19 @@
 //! - [`change_set`] is CloudFormation's own verdict before every update: execute the
 //!   change set, or refuse it and say why.
 //! - [`caught`] reads an error the state machine caught.
+//! - [`glob`] and [`digest`] are the shared helpers: wildcard matching and SHA-256 hex;
+//!   [`defaults`] holds the default refresh timings every entry point uses.
 
 pub mod batch;
 pub mod caught;
 pub mod change_set;
 pub mod create_only;
+pub mod defaults;
+pub mod digest;
 pub mod dynref;
 pub mod eval;
 pub mod finder;
+pub mod glob;
 pub mod graph;
 pub mod intake;
 pub mod plan;

@@ -160,6 +160,26 @@ impl Plan {
             skipped: Vec::new(),
         }
     }
+
+    /// Keeps only the named stacks, to refresh or skipped (no names keeps every stack),
+    /// and returns the names that are in neither list, in the order given: a stack that
+    /// does not depend on the secrets, or does not exist.
+    pub fn keep_stacks(&mut self, names: &[String]) -> Vec<String> {
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let unknown = names
+            .iter()
+            .filter(|name| {
+                !self.stacks.iter().any(|s| &s.stack_name == *name)
+                    && !self.skipped.iter().any(|s| &s.stack_name == *name)
+            })
+            .cloned()
+            .collect();
+        self.stacks.retain(|s| names.contains(&s.stack_name));
+        self.skipped.retain(|s| names.contains(&s.stack_name));
+        unknown
+    }
 }
 
 /// What planning needs to know beyond the stacks themselves.
@@ -268,9 +288,7 @@ pub fn scope_for<'a>(
 /// A digest of a template's content (SHA-256 of its long-form JSON), to tell whether a
 /// stack changed since it was planned.
 pub fn template_digest(template: &Value) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(template.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(template.to_string())
 }
 
 fn analyse(

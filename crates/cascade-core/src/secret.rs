@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::glob::{self, Wildcards};
+
 /// The staging label of a secret's current value (and the version stage a dynamic
 /// reference resolves when it names none).
 pub const AWSCURRENT: &str = "AWSCURRENT";
@@ -139,7 +141,7 @@ impl Secret {
     pub fn could_be_named_by(&self, pattern: &str) -> bool {
         self.identifiers()
             .iter()
-            .any(|id| glob_match(pattern, id, crate::eval::HOLE))
+            .any(|id| glob::matches(pattern, id, Wildcards::any_run(crate::eval::HOLE)))
     }
 }
 
@@ -163,30 +165,6 @@ fn strip_arn_suffix(name_with_suffix: &str) -> Option<&str> {
     let (name, suffix) = name_with_suffix.rsplit_once('-')?;
     let valid = suffix.len() == ARN_SUFFIX_LEN && suffix.chars().all(|c| c.is_ascii_alphanumeric());
     (valid && !name.is_empty()).then_some(name)
-}
-
-/// Matches `text` against `pattern`, where `wildcard` stands for any run of characters.
-fn glob_match(pattern: &str, text: &str, wildcard: char) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == wildcard {
-            backtrack = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((bp, bt)) = backtrack {
-            p = bp + 1;
-            t = bt + 1;
-            backtrack = Some((bp, bt + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == wildcard)
 }
 
 #[cfg(test)]
@@ -267,12 +245,5 @@ mod tests {
         );
         assert_eq!(secret_name("prod/db"), "prod/db");
         assert_eq!(secret_name("arn:aws:s3:::bucket"), "arn:aws:s3:::bucket");
-    }
-
-    #[test]
-    fn glob_backtracks() {
-        assert!(glob_match("a*b*c", "aXbYbZc", '*'));
-        assert!(!glob_match("a*b*c", "aXbYbZ", '*'));
-        assert!(glob_match("**", "", '*'));
     }
 }

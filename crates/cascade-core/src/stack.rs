@@ -16,14 +16,17 @@ pub const TAG_SECRETS: &str = "cascade:secrets";
 /// Tag listing the logical ids to refresh for the secrets in [`TAG_SECRETS`].
 pub const TAG_RESOURCES: &str = "cascade:resources";
 
-/// Stack statuses from which CloudFormation accepts an update.
-pub const UPDATABLE_STATUSES: [&str; 5] = [
-    "CREATE_COMPLETE",
-    "UPDATE_COMPLETE",
-    "UPDATE_ROLLBACK_COMPLETE",
-    "IMPORT_COMPLETE",
-    "IMPORT_ROLLBACK_COMPLETE",
-];
+/// Whether CloudFormation accepts an update of a stack in `status`.
+pub fn status_allows_update(status: &str) -> bool {
+    matches!(
+        status,
+        "CREATE_COMPLETE"
+            | "UPDATE_COMPLETE"
+            | "UPDATE_ROLLBACK_COMPLETE"
+            | "IMPORT_COMPLETE"
+            | "IMPORT_ROLLBACK_COMPLETE"
+    )
+}
 
 /// The value DescribeStacks shows for a `NoEcho` parameter.
 pub const MASKED_VALUE: &str = "****";
@@ -70,7 +73,7 @@ impl StackInfo {
 
     /// Whether CloudFormation accepts an update in the stack's current status.
     pub fn is_updatable(&self) -> bool {
-        UPDATABLE_STATUSES.contains(&self.status.as_str())
+        status_allows_update(&self.status)
     }
 
     /// The value of a tag, trimmed.

@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use crate::glob::{self, Wildcards};
+
 /// An update action a stack policy governs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateAction {
@@ -96,9 +98,13 @@ fn condition_matches(condition: Option<&Value>, resource_type: &str) -> bool {
         };
         match operator.as_str() {
             "StringEquals" => values(types).any(|t| t == resource_type),
-            "StringLike" => values(types).any(|t| wildcard_match(t, resource_type)),
+            "StringLike" => {
+                values(types).any(|t| glob::matches(t, resource_type, Wildcards::STAR_QUESTION))
+            }
             "StringNotEquals" => values(types).all(|t| t != resource_type),
-            "StringNotLike" => values(types).all(|t| !wildcard_match(t, resource_type)),
+            "StringNotLike" => {
+                values(types).all(|t| !glob::matches(t, resource_type, Wildcards::STAR_QUESTION))
+            }
             _ => false,
         }
     })
@@ -114,30 +120,7 @@ fn values(v: &Value) -> impl Iterator<Item = &str> {
 }
 
 fn any_matches(patterns: &Value, text: &str) -> bool {
-    values(patterns).any(|p| wildcard_match(p, text))
-}
-
-/// `*` matches any run of characters, `?` any one character.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    values(patterns).any(|p| glob::matches(p, text, Wildcards::STAR_QUESTION))
 }
 
 #[cfg(test)]

@@ -1,19 +1,32 @@
 //! Secret Cascade's Lambda functions. Each binary (`gatekeeper`, `discover`, `refresh`,
-//! `report`, `notify`) only sets up logging, builds its [`Context`] once per container
-//! (configuration read and checked from the environment, AWS clients) and hands each event
-//! to [`handle`]; the work is done in cascade-core and cascade-aws.
+//! `report`, `notify`) only calls [`serve`], which sets up logging, builds the function's
+//! [`FunctionContext`] once per container and hands each event to [`handle`]; the work is
+//! done in cascade-core and cascade-aws.
 //!
-//! Errors carry stable names ([`ErrorKind`]) in the Lambda error type, so the state machine
-//! can Retry or Catch on them.
+//! - [`config`]: one configuration type per function ([`GatekeeperConfig`],
+//!   [`DiscoverConfig`], [`RefreshConfig`], [`ReportConfig`], [`NotifyConfig`]), read from
+//!   the environment and checked at start-up: a missing or invalid variable is an init
+//!   error naming it.
+//! - [`handlers`]: one module per function, each taking its typed event and its
+//!   [`Context`] and returning a typed result; [`handle`] reads the raw JSON event into
+//!   the function's event type, the only place JSON is untyped.
+//! - [`error`]: errors carry stable names ([`ErrorKind`]) in the Lambda error type, so the
+//!   state machine can Retry or Catch on them.
+//!
+//! Logs are the runtime's own (`lambda_runtime::tracing`): JSON lines when Lambda's log
+//! format is JSON (`AWS_LAMBDA_LOG_FORMAT`), at the level `AWS_LAMBDA_LOG_LEVEL` gives,
+//! else `RUST_LOG`, else `info`.
 
 pub mod config;
 pub mod error;
 pub mod handlers;
-pub mod logging;
 
-pub use config::{Config, Function};
+pub use config::{
+    DiscoverConfig, FromEnv, Function, FunctionConfig, GatekeeperConfig, NotifyConfig,
+    RefreshConfig, ReportConfig,
+};
 pub use error::{ErrorKind, HandlerError};
-pub use handlers::{Context, handle};
+pub use handlers::{Context, FunctionContext, Response, handle};
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -21,8 +34,8 @@ use serde_json::Value;
 /// Runs one function under the Lambda runtime. A missing or invalid environment
 /// variable is an init error naming it.
 pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
-    logging::init();
-    let context = Context::from_env(function).await.map_err(|e| {
+    lambda_runtime::tracing::init_default_subscriber();
+    let context = FunctionContext::from_env(function).await.map_err(|e| {
         tracing::error!(function = function.name(), error = %e, "cannot start");
         e
     })?;

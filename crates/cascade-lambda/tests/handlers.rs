@@ -1,24 +1,29 @@
 //! The handlers against the local stack, called directly (the pipeline test calls them
 //! through the state machine).
 
-use cascade_lambda::{Config, Context, Function, handle};
+use cascade_lambda::{Function, FunctionConfig, FunctionContext, HandlerError};
 use cascade_tests::LocalStack;
 use serde_json::{Value, json};
 
-fn context(function: Function, bucket: &str, clients: &cascade_aws::Clients) -> Context {
-    let config = Config::from_lookup(function, |k| {
+fn context(function: Function, bucket: &str, clients: &cascade_aws::Clients) -> FunctionContext {
+    let config = FunctionConfig::from_lookup(function, |k| {
         (k == "CASCADE_BUCKET").then(|| bucket.to_string())
     })
     .unwrap();
-    Context::new(config, clients.clone())
+    FunctionContext::new(config, clients.clone()).unwrap()
 }
 
-#[tokio::test]
-async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() {
-    let local = LocalStack::start().unwrap();
-    let config = local.sdk_config().await;
+/// Handles a raw event as the runtime does, and returns the result's JSON.
+async fn handle(context: &FunctionContext, event: Value) -> Result<Value, HandlerError> {
+    let response = cascade_lambda::handle(context, event).await?;
+    Ok(serde_json::to_value(response).unwrap())
+}
+
+/// An account with the bucket `reports`, the secret `prod/db` and `stacks` that use it.
+async fn account(local: &LocalStack, stacks: &[&str]) -> cascade_aws::Clients {
     let clients = local.clients().await;
-    aws_sdk_s3::Client::new(&config)
+    clients
+        .s3
         .create_bucket()
         .bucket("reports")
         .send()
@@ -32,13 +37,23 @@ async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() 
         .send()
         .await
         .unwrap();
-    aws_sdk_cloudformation::Client::new(&config)
-        .create_stack()
-        .stack_name("app")
-        .template_body("Resources:\n  S:\n    Type: AWS::AppRunner::Service\n    Properties:\n      P: '{{resolve:secretsmanager:prod/db}}'\n")
-        .send()
-        .await
-        .unwrap();
+    for name in stacks {
+        clients
+            .cloudformation
+            .create_stack()
+            .stack_name(*name)
+            .template_body("Resources:\n  S:\n    Type: AWS::AppRunner::Service\n    Properties:\n      P: '{{resolve:secretsmanager:prod/db}}'\n")
+            .send()
+            .await
+            .unwrap();
+    }
+    clients
+}
+
+#[tokio::test]
+async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() {
+    let local = LocalStack::start().unwrap();
+    let clients = account(&local, &["app"]).await;
 
     let input = json!({
         "batch_id": "b-gone", "tickets": [], "secrets": ["prod/db", "prod/gone"], "stacks": null,
@@ -71,7 +86,8 @@ async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() 
     .await
     .unwrap();
     let key = reported["report_key"].as_str().unwrap();
-    let body = aws_sdk_s3::Client::new(&config)
+    let body = clients
+        .s3
         .get_object()
         .bucket("reports")
         .key(key)
@@ -113,5 +129,49 @@ async fn a_bad_event_is_named_invalid_input() {
         e.kind.name(),
         "StoreUnavailable",
         "{e}: no bucket named reports exists"
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_stack_not_in_the_plan_is_a_note_of_the_batch() {
+    let local = LocalStack::start().unwrap();
+    let clients = account(&local, &["app", "api"]).await;
+
+    let execution = "arn:aws:states:us-east-1:123456789012:execution:sm:b-subset";
+    let input = json!({
+        "batch_id": "b-subset", "tickets": [], "secrets": ["prod/db"], "stacks": ["api", "ghost"],
+        "options": {"strategy": "auto", "poll_seconds": 7}
+    });
+    let discovered = handle(
+        &context(Function::Discover, "reports", &clients),
+        json!({"execution": execution, "input": input}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        discovered,
+        json!({"batch_id": "b-subset", "stacks": ["api"], "wait_seconds": 7}),
+        "only the named stack that depends on the secret"
+    );
+
+    let reported = handle(
+        &context(Function::Report, "reports", &clients),
+        json!({"execution": execution, "input": {"batch_id": "b-subset", "discovery": discovered}}),
+    )
+    .await
+    .unwrap();
+    let body = clients
+        .s3
+        .get_object()
+        .bucket("reports")
+        .key(reported["report_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(
+        report["notes"],
+        json!(["stack ghost does not depend on these secrets (or does not exist): not refreshed"])
     );
 }

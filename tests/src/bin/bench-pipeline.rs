@@ -40,7 +40,7 @@ const PAYLOAD_LIMIT: usize = 256 * 1024;
 /// Step Functions' history limit of one execution.
 const HISTORY_LIMIT: usize = 25_000;
 /// Default of CASCADE_MAX_WAIT_SECONDS: the longest wait for one update.
-const MAX_WAIT_SECONDS: usize = 3600;
+const MAX_WAIT_SECONDS: usize = cascade_core::defaults::MAX_WAIT_SECONDS as usize;
 /// PollSeconds of template.yaml: its minimum and its default.
 const POLL_SECONDS: [usize; 2] = [5, 30];
 

@@ -24,7 +24,7 @@ use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
 use cascade_aws::run::{Quiet, run_batch};
 use cascade_aws::secrets::resolve_secrets;
 use cascade_aws::store::Store;
-use cascade_core::batch::{BatchManifest, keys};
+use cascade_core::batch::keys;
 use cascade_core::plan::StrategyChoice;
 use cascade_core::report::slack::slack_message;
 use cascade_tests::{LocalStack, fixtures, workspace_root};
@@ -55,11 +55,7 @@ async fn main() -> anyhow::Result<()> {
         .context("CreateBucket")?;
     let refresher = Refresher {
         clients: clients.clone(),
-        store: Store::S3 {
-            client: clients.s3.clone(),
-            bucket: BUCKET.into(),
-            prefix: String::new(),
-        },
+        store: Store::s3(clients.s3.clone(), BUCKET),
         settings: RefreshSettings {
             poll: PollPolicy {
                 initial: Duration::from_millis(10),
@@ -80,14 +76,7 @@ async fn main() -> anyhow::Result<()> {
 
     let manifest = refresher
         .batches()
-        .create(BatchManifest::new(
-            "bench-run",
-            "bench",
-            jiff::Timestamp::now(),
-            secrets.to_vec(),
-            StrategyChoice::Auto,
-            plan,
-        ))
+        .start("bench-run", "bench", &secrets, StrategyChoice::Auto, plan)
         .await?;
     let before_run = clients.calls.snapshot();
     let t_run = Instant::now();

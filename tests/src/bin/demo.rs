@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
         .get(&Function::Gatekeeper)
         .cloned()
         .context("no gatekeeper context")?;
-    let outcome = handle(&gatekeeper, json!({})).await?;
+    let outcome = serde_json::to_value(handle(&gatekeeper, json!({})).await?)?;
     eprintln!("    {}", outcome["outcome"].as_str().unwrap_or_default());
     let sfn = aws_sdk_sfn::Client::new(config);
     let listed = sfn
@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         .context("the gatekeeper started no execution")?
         .execution_arn()
         .to_string();
-    let again = handle(&gatekeeper, json!({})).await?;
+    let again = serde_json::to_value(handle(&gatekeeper, json!({})).await?)?;
     eprintln!(
         "    a second tick while it runs: {}",
         again["outcome"].as_str().unwrap_or_default()

@@ -43,11 +43,7 @@ pub fn state_dir(args: &StateArgs) -> PathBuf {
 /// The state store the arguments name.
 pub fn store(clients: &Clients, args: &StateArgs) -> Store {
     match &args.bucket {
-        Some(bucket) => Store::S3 {
-            client: clients.s3.clone(),
-            bucket: bucket.clone(),
-            prefix: String::new(),
-        },
+        Some(bucket) => Store::s3(clients.s3.clone(), bucket.clone()),
         None => Store::Local(state_dir(args)),
     }
 }

@@ -18,7 +18,12 @@ use crate::render;
 /// Runs `cascade plan`.
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let plan = match &args.template {
-        Some(file) => plan_template_file(file, &args)?,
+        Some(file) => {
+            let text = tokio::fs::read_to_string(file)
+                .await
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            plan_template_file(file, &text, &args)?
+        }
         None => {
             let clients = Clients::load(&AwsOptions::from(&args.aws)).await;
             let secrets = resolve_secrets(&clients, &args.secrets).await?;
@@ -39,10 +44,8 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Plans one template file with no AWS call: the stack is named after the file.
-fn plan_template_file(file: &std::path::Path, args: &PlanArgs) -> anyhow::Result<Plan> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let template = read_template(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+fn plan_template_file(file: &std::path::Path, text: &str, args: &PlanArgs) -> anyhow::Result<Plan> {
+    let template = read_template(text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let secrets = args
         .secret_arns
         .iter()

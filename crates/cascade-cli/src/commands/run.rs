@@ -14,11 +14,10 @@ use cascade_aws::discovery::plan_secrets;
 use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
 use cascade_aws::run::{Observer, RunEvent, RunSummary, mark_failed_for_retry, run_batch};
 use cascade_aws::secrets::resolve_secrets;
-use cascade_aws::slack::{RetryPolicy, SlackDelivery, post_message, webhook_url};
-use cascade_core::batch::{BatchManifest, new_batch_id};
+use cascade_aws::slack::{Notification, RetryPolicy, SlackClient};
+use cascade_core::batch::new_batch_id;
 use cascade_core::plan::Plan;
 use cascade_core::report::markdown::render_markdown;
-use cascade_core::report::slack::slack_message;
 use cascade_core::report::{Outcome, Report};
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
@@ -78,15 +77,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         let batch = new_batch_id(Timestamp::now(), random());
-        let manifest = BatchManifest::new(
-            batch,
-            "cli",
-            Timestamp::now(),
-            secrets,
-            args.strategy.into(),
-            plan,
-        );
-        refresher.batches().create(manifest).await?
+        refresher
+            .batches()
+            .start(&batch, "cli", &secrets, args.strategy.into(), plan)
+            .await?
     };
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -116,7 +110,7 @@ async fn finish(
 ) -> anyhow::Result<ExitCode> {
     let report = &summary.report;
     if let Some(dir) = &args.report_dir {
-        write_local_report(dir, report)?;
+        write_local_report(dir, report).await?;
     }
     eprintln!("{}", render::report_summary(report, elapsed));
     eprintln!("report: {}", summary.report_location);
@@ -142,22 +136,18 @@ async fn finish(
 
 /// Posts the report's summary to Slack; never fails the run.
 async fn notify_slack(refresher: &Refresher, secret: &str, report: &Report, location: &str) {
-    let url = match webhook_url(&refresher.clients.secrets, secret).await {
-        Ok(url) => url,
-        Err(e) => {
-            eprintln!("warning: no Slack message: {e}");
-            return;
+    let notification = match SlackClient::new(RetryPolicy::default()) {
+        Ok(slack) => {
+            slack
+                .notify_report(&refresher.clients.secrets, secret, report, location)
+                .await
         }
+        Err(e) => Notification::NotSent(e),
     };
-    match post_message(
-        &url,
-        &slack_message(report, Some(location)),
-        &RetryPolicy::default(),
-    )
-    .await
-    {
-        SlackDelivery::Delivered { .. } => eprintln!("Slack: message sent"),
-        SlackDelivery::GaveUp { attempts, reason } => {
+    match notification {
+        Notification::Delivered { .. } => eprintln!("Slack: message sent"),
+        Notification::NotSent(e) => eprintln!("warning: no Slack message: {e}"),
+        Notification::GaveUp { attempts, reason } => {
             eprintln!(
                 "warning: Slack message not delivered after {attempts} attempt(s): {reason} (the report is saved)"
             )
@@ -165,30 +155,29 @@ async fn notify_slack(refresher: &Refresher, secret: &str, report: &Report, loca
     }
 }
 
-fn write_local_report(dir: &Path, report: &Report) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(report)?)?;
-    std::fs::write(dir.join("report.md"), render_markdown(report))?;
+async fn write_local_report(dir: &Path, report: &Report) -> anyhow::Result<()> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = dir.join("report.json");
+    tokio::fs::write(&json, serde_json::to_vec_pretty(report)?)
+        .await
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    let md = dir.join("report.md");
+    tokio::fs::write(&md, render_markdown(report))
+        .await
+        .with_context(|| format!("cannot write {}", md.display()))?;
     eprintln!("report written to {}", dir.display());
     Ok(())
 }
 
 /// Keeps only the named stacks; a name that is not in the plan is an error.
 fn only_stacks(mut plan: Plan, names: &[String]) -> anyhow::Result<Plan> {
-    if names.is_empty() {
-        return Ok(plan);
+    if let Some(name) = plan.keep_stacks(names).first() {
+        bail!(
+            "stack {name} does not depend on these secrets (or does not exist): see `cascade plan`"
+        );
     }
-    for name in names {
-        let known = plan.stacks.iter().any(|s| &s.stack_name == name)
-            || plan.skipped.iter().any(|s| &s.stack_name == name);
-        if !known {
-            bail!(
-                "stack {name} does not depend on these secrets (or does not exist): see `cascade plan`"
-            );
-        }
-    }
-    plan.stacks.retain(|s| names.contains(&s.stack_name));
-    plan.skipped.retain(|s| names.contains(&s.stack_name));
     Ok(plan)
 }
 
@@ -312,6 +301,18 @@ impl Observer for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_named_stack_not_in_the_plan_is_an_error() {
+        let plan = Plan::empty(Vec::new());
+        assert_eq!(only_stacks(plan.clone(), &[]).unwrap(), plan);
+        let e = only_stacks(plan, &["ghost".to_string()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("stack ghost does not depend on these secrets"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn seconds_must_be_positive() {

@@ -8,9 +8,10 @@ use cascade_core::template::{read_template, to_json_pretty};
 
 /// Prints the template as long-form JSON; a malformed one is an error with file, line and
 /// reason.
-pub fn to_json(file: &Path) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+pub async fn to_json(file: &Path) -> anyhow::Result<ExitCode> {
+    let text = tokio::fs::read_to_string(file)
+        .await
+        .with_context(|| format!("cannot read {}", file.display()))?;
     match read_template(&text) {
         Ok(value) => {
             print!("{}", to_json_pretty(&value));

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Ticket, TicketSource, is_full_secret_arn};
 use crate::secret::secret_name;
@@ -45,17 +44,10 @@ pub fn coalesce(items: impl IntoIterator<Item = (String, Ticket)>) -> Batch {
 
 /// First 16 hex characters of SHA-256 over the (sorted) message ids, one a line.
 fn batch_id<'a>(message_ids: impl Iterator<Item = &'a str>) -> String {
-    let mut hasher = Sha256::new();
-    for message_id in message_ids {
-        hasher.update(message_id.as_bytes());
-        hasher.update(b"\n");
-    }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    let lines: String = message_ids.flat_map(|id| [id, "\n"]).collect();
+    let mut digest = crate::digest::sha256_hex(lines);
+    digest.truncate(16);
+    digest
 }
 
 /// Each secret once, sorted: by its full ARN when a ticket has it, else as named.

@@ -18,7 +18,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             strategy: StrategyChoice::Auto,
-            poll_seconds: 30,
+            poll_seconds: crate::defaults::MAX_POLL_SECONDS as u32,
         }
     }
 }

@@ -366,3 +366,25 @@ fn plan_json_has_the_documented_fields() {
     assert!(r.get("targets").is_none());
     assert_eq!(v["skipped"], json!([]));
 }
+
+#[test]
+fn keeping_named_stacks_reports_the_names_not_in_the_plan() {
+    let mut broken = stack("broken", json!({}));
+    broken.template = Err("AccessDenied".into());
+    let plan = plan_account(
+        &[stack("app", app()), stack("another", app()), broken],
+        &secrets(),
+        &auto(),
+    );
+    let mut all = plan.clone();
+    assert!(all.keep_stacks(&[]).is_empty(), "no names: every stack");
+    assert_eq!(all, plan);
+
+    let mut some = plan.clone();
+    let names = ["nope", "app", "broken", "gone"].map(String::from);
+    assert_eq!(some.keep_stacks(&names), ["nope", "gone"]);
+    let kept: Vec<&str> = some.stacks.iter().map(|p| p.stack_name.as_str()).collect();
+    assert_eq!(kept, ["app"]);
+    assert_eq!(some.skipped.len(), 1);
+    assert_eq!(some.skipped[0].stack_name, "broken");
+}

@@ -4,13 +4,16 @@
 //!   refresh does next and what an observation makes of it;
 //! - [`template`]: the templates the updates send (`recreate`'s removal, `pin`'s pins);
 //! - [`status`]: how a stack status reads for an update being waited on;
-//! - [`token`]: the updates by what they do, and their request tokens.
+//! - [`token`]: the updates by what they do, and their request tokens;
+//! - [`rollout`]: how an ECS service's new deployment reads (the `restart` action).
 
+pub mod rollout;
 pub mod state;
 pub mod status;
 pub mod template;
 pub mod token;
 
+pub use rollout::{DeploymentView, Rollout, rollout_of};
 pub use state::{Observation, Settled, StackState, Step, UpdateAnswer, update_timed_out};
 pub use status::{Look, UpdateProgress};
 pub use template::{

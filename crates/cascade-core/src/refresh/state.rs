@@ -137,13 +137,18 @@ pub fn update_timed_out(issued_at: Timestamp, now: Timestamp, max_wait: Duration
 }
 
 impl StackState {
-    /// The initial state of a stack to refresh.
-    pub fn planned(plan: &StackPlan) -> Self {
+    /// A stack about to begin its first attempt, refreshing `resources` by `strategy`.
+    pub fn new(
+        stack_name: impl Into<String>,
+        stack_id: impl Into<String>,
+        strategy: Option<Strategy>,
+        resources: Vec<String>,
+    ) -> Self {
         StackState {
-            stack_name: plan.stack_name.clone(),
-            stack_id: plan.stack_id.clone(),
-            strategy: Some(plan.strategy),
-            resources: plan.resources.clone(),
+            stack_name: stack_name.into(),
+            stack_id: stack_id.into(),
+            strategy,
+            resources,
             phase: Phase::Begin,
             outcome: None,
             reason: None,
@@ -157,23 +162,23 @@ impl StackState {
         }
     }
 
+    /// The initial state of a stack to refresh.
+    pub fn planned(plan: &StackPlan) -> Self {
+        StackState::new(
+            &plan.stack_name,
+            &plan.stack_id,
+            Some(plan.strategy),
+            plan.resources.clone(),
+        )
+    }
+
     /// The final state of a stack skipped at planning.
     pub fn skipped_at_plan(skipped: &SkippedStack) -> Self {
         StackState {
-            stack_name: skipped.stack_name.clone(),
-            stack_id: skipped.stack_id.clone(),
-            strategy: None,
-            resources: Vec::new(),
             phase: Phase::Plan,
             outcome: Some(Outcome::Skipped),
             reason: Some(skipped.reason.clone()),
-            failed_resources: Vec::new(),
-            started_at: None,
-            finished_at: None,
-            attempt: 1,
-            update_issued_at: None,
-            restore_before_retry: false,
-            change_sets: Vec::new(),
+            ..StackState::new(&skipped.stack_name, &skipped.stack_id, None, Vec::new())
         }
     }
 
@@ -463,20 +468,8 @@ mod tests {
 
     fn state(phase: Phase) -> StackState {
         StackState {
-            stack_name: "app".into(),
-            stack_id: "id".into(),
-            strategy: Some(Strategy::Recreate),
-            resources: vec!["Fn".into()],
             phase,
-            outcome: None,
-            reason: None,
-            failed_resources: vec![],
-            started_at: None,
-            finished_at: None,
-            attempt: 1,
-            update_issued_at: None,
-            restore_before_retry: false,
-            change_sets: Vec::new(),
+            ..StackState::new("app", "id", Some(Strategy::Recreate), vec!["Fn".into()])
         }
     }
 

@@ -1,6 +1,7 @@
 //! `discover`: resolves the batch's secrets, plans every stack of the account, saves the
 //! batch (manifest and per-stack state, in S3) and returns the stacks to refresh, in order.
-//! Retried with the same batch id, it returns the batch already saved.
+//! A manual ticket's stacks limit the batch; a named stack that is not in the plan is a
+//! note of the batch. Retried with the same batch id, it returns the batch already saved.
 
 use cascade_aws::AwsError;
 use cascade_aws::discovery::plan_secrets;
@@ -10,6 +11,7 @@ use cascade_core::intake::ExecutionInput;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::config::DiscoverConfig;
 use crate::error::HandlerError;
 use crate::handlers::Context;
 
@@ -26,7 +28,7 @@ pub struct DiscoverEvent {
 }
 
 /// The result: the batch and its stacks to refresh, in order.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DiscoverResult {
     /// The batch.
     pub batch_id: String,
@@ -38,10 +40,10 @@ pub struct DiscoverResult {
 
 /// Handles a `discover` event.
 pub async fn handle(
-    context: &Context,
+    context: &Context<DiscoverConfig>,
     event: DiscoverEvent,
-) -> Result<serde_json::Value, HandlerError> {
-    let refresher = context.refresher()?;
+) -> Result<DiscoverResult, HandlerError> {
+    let refresher = context.refresher();
     let input = event.input;
     let batch_id = input.batch_id.clone();
     let result = |manifest: &BatchManifest| DiscoverResult {
@@ -56,7 +58,7 @@ pub async fn handle(
     };
     if let Some(existing) = refresher.batches().find_manifest(&batch_id).await? {
         info!(batch = %batch_id, "batch already discovered: returning it");
-        return Ok(serde_json::to_value(result(&existing)).expect("serialisable"));
+        return Ok(result(&existing));
     }
 
     let mut secrets = Vec::new();
@@ -83,8 +85,12 @@ pub async fn handle(
         .await?
     };
     if let Some(only) = &input.stacks {
-        plan.stacks.retain(|s| only.contains(&s.stack_name));
-        plan.skipped.retain(|s| only.contains(&s.stack_name));
+        for name in plan.keep_stacks(only) {
+            warn!(stack = %name, "a ticket names a stack that is not in the plan");
+            notes.push(format!(
+                "stack {name} does not depend on these secrets (or does not exist): not refreshed"
+            ));
+        }
     }
     let mut manifest = BatchManifest::new(
         &batch_id,
@@ -102,5 +108,5 @@ pub async fn handle(
         skipped = manifest.plan.skipped.len(),
         "batch discovered"
     );
-    Ok(serde_json::to_value(result(&manifest)).expect("serialisable"))
+    Ok(result(&manifest))
 }

@@ -2,13 +2,12 @@
 //! nothing; when Slack cannot be reached it fails with `NotificationFailed`, which the
 //! state machine catches: the report is already saved, the run is not failed for it.
 
-use cascade_aws::slack::{RetryPolicy, SlackDelivery, post_message, webhook_url};
+use cascade_aws::slack::{Notification, SlackClient};
 use cascade_core::report::Report;
-use cascade_core::report::slack::slack_message;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tracing::info;
 
+use crate::config::NotifyConfig;
 use crate::error::{ErrorKind, HandlerError};
 use crate::handlers::Context;
 
@@ -22,7 +21,7 @@ pub struct NotifyEvent {
 }
 
 /// The result.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NotifyResult {
     /// Whether Slack took the message.
     pub delivered: bool,
@@ -31,45 +30,40 @@ pub struct NotifyResult {
     pub reason: Option<String>,
 }
 
-/// Handles a `notify` event.
-pub async fn handle(context: &Context, event: NotifyEvent) -> Result<Value, HandlerError> {
-    let result = |delivered, reason: Option<String>| {
-        serde_json::to_value(NotifyResult { delivered, reason }).expect("serialisable")
-    };
+/// Handles a `notify` event, posting through the process's Slack client.
+pub async fn handle(
+    context: &Context<NotifyConfig>,
+    slack: &SlackClient,
+    event: NotifyEvent,
+) -> Result<NotifyResult, HandlerError> {
     let Some(secret) = &context.config.slack_webhook_secret else {
         info!(batch = %event.batch_id, "no Slack webhook configured: nothing sent");
-        return Ok(result(false, Some("no Slack webhook configured".into())));
+        return Ok(NotifyResult {
+            delivered: false,
+            reason: Some("no Slack webhook configured".into()),
+        });
     };
-    let refresher = context.refresher()?;
-    let report: Report = refresher
-        .store
-        .get_json(&event.report_key)
-        .await?
-        .ok_or_else(|| {
-            HandlerError::new(
-                ErrorKind::BatchNotFound,
-                format!(
-                    "no report at {}",
-                    refresher.store.location(&event.report_key)
-                ),
-            )
-        })?;
-    let location = refresher.store.location(&event.report_key);
-    let url = webhook_url(&context.clients.secrets, secret)
+    let store = context.store();
+    let location = store.location(&event.report_key);
+    let report: Report = store.get_json(&event.report_key).await?.ok_or_else(|| {
+        HandlerError::new(ErrorKind::BatchNotFound, format!("no report at {location}"))
+    })?;
+    match slack
+        .notify_report(&context.clients.secrets, secret, &report, &location)
         .await
-        .map_err(|e| HandlerError::new(ErrorKind::NotificationFailed, e.to_string()))?;
-    match post_message(
-        &url,
-        &slack_message(&report, Some(&location)),
-        &RetryPolicy::default(),
-    )
-    .await
     {
-        SlackDelivery::Delivered { attempts } => {
+        Notification::Delivered { attempts } => {
             info!(batch = %event.batch_id, attempts, "Slack message delivered");
-            Ok(result(true, None))
+            Ok(NotifyResult {
+                delivered: true,
+                reason: None,
+            })
         }
-        SlackDelivery::GaveUp { attempts, reason } => Err(HandlerError::new(
+        Notification::NotSent(e) => Err(HandlerError::new(
+            ErrorKind::NotificationFailed,
+            e.to_string(),
+        )),
+        Notification::GaveUp { attempts, reason } => Err(HandlerError::new(
             ErrorKind::NotificationFailed,
             format!(
                 "Slack did not take the message after {attempts} attempt(s): {reason} (the report is saved at {location})"

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::RefreshConfig;
 use crate::error::{ErrorKind, HandlerError};
 use crate::handlers::Context;
 
@@ -43,7 +44,7 @@ pub struct RefreshEvent {
 }
 
 fn default_wait() -> u32 {
-    30
+    cascade_core::defaults::MAX_POLL_SECONDS as u32
 }
 
 /// What comes next for the stack.
@@ -74,8 +75,11 @@ pub struct StepResult {
 /// Handles a `refresh` event: carries out the step the stack's state calls for, when it
 /// is the one the event asks for (a retried event whose step is done already does
 /// nothing), and says what comes next.
-pub async fn handle(context: &Context, event: RefreshEvent) -> Result<Value, HandlerError> {
-    let refresher = context.refresher()?;
+pub async fn handle(
+    context: &Context<RefreshConfig>,
+    event: RefreshEvent,
+) -> Result<StepResult, HandlerError> {
+    let refresher = context.refresher();
     let batches = refresher.batches();
     let batch = event.batch_id.as_str();
     let manifest = batches.manifest(batch).await?;
@@ -122,13 +126,12 @@ pub async fn handle(context: &Context, event: RefreshEvent) -> Result<Value, Han
         Step::Finish => Next::Finish,
         Step::Begin | Step::Poll => Next::Wait,
     };
-    Ok(serde_json::to_value(StepResult {
+    Ok(StepResult {
         batch_id: event.batch_id,
         stack: event.stack,
         next,
         wait_seconds: event.wait_seconds.max(1),
     })
-    .expect("serialisable"))
 }
 
 #[cfg(test)]

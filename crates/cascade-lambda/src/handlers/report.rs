@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::ReportConfig;
 use crate::error::{ErrorKind, HandlerError};
 use crate::handlers::Context;
 
@@ -33,8 +34,11 @@ pub struct ReportResult {
 }
 
 /// Handles a `report` event.
-pub async fn handle(context: &Context, event: ReportEvent) -> Result<Value, HandlerError> {
-    let refresher = context.refresher()?;
+pub async fn handle(
+    context: &Context<ReportConfig>,
+    event: ReportEvent,
+) -> Result<ReportResult, HandlerError> {
+    let refresher = context.refresher();
     let input = &event.input;
     let batch_id = input
         .pointer("/discovery/batch_id")
@@ -65,10 +69,9 @@ pub async fn handle(context: &Context, event: ReportEvent) -> Result<Value, Hand
     }
     let report = build_report(&manifest, &states, Some(Timestamp::now()));
     batches.write_report(&report).await?;
-    Ok(serde_json::to_value(ReportResult {
+    Ok(ReportResult {
         batch_id,
         report_key: keys::report_json(&report.batch_id),
         totals: report.totals,
     })
-    .expect("serialisable"))
 }
