@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Secret Cascade's local AWS backend: moto_server plus six patches (moto 5.2.5).
+"""Secret Cascade's local AWS backend: moto_server plus seven patches (moto 5.2.5).
 
 Usage (same command line as ``moto_server``; every argument is passed on to it)::
 
@@ -36,6 +36,10 @@ What it adds to plain moto (see shared notes "moto.md" for why each is needed):
     COMPLETED at once (ECS_ROLLOUT_DESCRIBES=N: after N DescribeServices),
     or FAILED by the circuit breaker when the service's or task definition's
     tags or container definitions contain ``cascade-test:fail-deployment``.
+(g) Change set execution is an update -- ``patch_cfn_execute_change_set_as_update``
+    Executing an UPDATE change set does what UpdateStack does (moto only
+    applies the resources): outputs recomputed, parameters, role and tags
+    taken from the change set, "User Initiated" event. Patch (d) wraps it.
 
 Also: ASL execution (``execute_state_machine``) is on from the start, MOTO_PORT
 is exported (moto's Step Functions engine calls back into this server through
@@ -466,6 +470,49 @@ def _record_simulated_rollback(stack: Any, template: str, marker: str) -> None:
     log(f"simulated update failure of stack {stack.name}: {reason}")
 
 
+def _find_change_set(backend: Any, change_set_name: str):
+    """The change set moto's execute_change_set would pick (by ARN, else last by name)."""
+    if change_set_name in backend.change_sets:
+        return backend.change_sets[change_set_name]
+    found = None
+    for change_set in backend.change_sets.values():
+        if change_set.change_set_name == change_set_name:
+            found = change_set
+    return found
+
+
+def patch_cfn_execute_change_set_as_update() -> None:
+    """(g) Make executing an UPDATE change set update the stack as UpdateStack does.
+
+    moto 5.2.5's ``execute_change_set`` applies the change set's resources and
+    template only: the stack keeps its old Outputs (a removed resource's output
+    stays), Parameters, role and tags. In AWS, executing a change set is the
+    update. For UPDATE change sets this calls ``Stack.update`` with the change
+    set's template, parameters, role and tags (as UpdateStack does) and marks
+    the change set EXECUTE_COMPLETE; CREATE change sets are left to moto.
+    """
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original_execute = CloudFormationBackend.execute_change_set
+    require_signature(original_execute, ["self", "change_set_name", "stack_name"])
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        change_set = _find_change_set(self, change_set_name)
+        if change_set is None or change_set.change_set_type != "UPDATE":
+            return original_execute(self, change_set_name, stack_name)
+        stack = self.stacks[change_set.stack_id]
+        stack.update(
+            change_set.template,
+            role_arn=change_set.role_arn,
+            parameters=change_set.parameters,
+            tags=change_set.tags or None,
+        )
+        change_set.execution_status = "EXECUTE_COMPLETE"
+        return None
+
+    CloudFormationBackend.execute_change_set = execute_change_set
+
+
 def patch_cfn_simulated_update_failure() -> None:
     """(d) Simulate a failed, rolled-back stack update.
 
@@ -502,18 +549,8 @@ def patch_cfn_simulated_update_failure() -> None:
         self.stack_status_reason = None
         return result
 
-    def find_change_set(backend: Any, change_set_name: str):
-        """The change set moto's execute_change_set would pick (by ARN, else last by name)."""
-        if change_set_name in backend.change_sets:
-            return backend.change_sets[change_set_name]
-        found = None
-        for change_set in backend.change_sets.values():
-            if change_set.change_set_name == change_set_name:
-                found = change_set
-        return found
-
     def execute_change_set(self, change_set_name, stack_name=None):
-        change_set = find_change_set(self, change_set_name)
+        change_set = _find_change_set(self, change_set_name)
         if change_set is not None and change_set.change_set_type == "UPDATE":
             stack = self.stacks[change_set.stack_id]
             if has_marker(change_set.template):
@@ -883,6 +920,7 @@ def main(argv: list[str]) -> None:
     patch_lambda_invoke_forwarding()
     patch_sfn_mock_config()
     patch_cfn_readd_removed_resource()
+    patch_cfn_execute_change_set_as_update()  # before (d), which wraps it
     patch_cfn_simulated_update_failure()
     patch_cfn_change_set_replacement()
     patch_ecs_deployment_rollout()

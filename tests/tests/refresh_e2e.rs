@@ -1239,3 +1239,443 @@ async fn noecho_values_are_never_saved() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+// ------------------------------------------------------------------ change sets
+
+/// A database whose user name and password both come from the secret. `MasterUsername`
+/// is create-only: changing it makes CloudFormation replace the database.
+const RDS: &str = "Resources:
+  Db:
+    Type: AWS::RDS::DBInstance
+    Properties:
+      Engine: postgres
+      DBInstanceClass: db.t3.micro
+      AllocatedStorage: '20'
+      MasterUsername: '{{resolve:secretsmanager:e2e/rds:SecretString:username}}'
+      MasterUserPassword: '{{resolve:secretsmanager:e2e/rds:SecretString:password}}'
+";
+
+/// A topic whose display name comes from the secret: recreate or pin both refresh it.
+const TOPIC: &str = "Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties:
+      DisplayName: '{{resolve:secretsmanager:e2e/cs:SecretString:password}}'
+  Keep:
+    Type: AWS::CloudFormation::WaitConditionHandle
+";
+
+/// The CloudFormation calls among `calls`.
+fn cloudformation_calls(calls: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    calls
+        .iter()
+        .filter(|(op, _)| op.starts_with("cloudformation:"))
+        .map(|(op, n)| (op.clone(), *n))
+        .collect()
+}
+
+fn count(calls: &BTreeMap<String, u64>, op: &str) -> u64 {
+    calls.get(op).copied().unwrap_or(0)
+}
+
+/// The change sets moto holds for a stack (ListChangeSets; moto lists every stack's, so
+/// they are kept by stack id).
+async fn change_sets_of(cfn: &CloudFormation, stack_id: &str) -> anyhow::Result<Vec<String>> {
+    let out = cfn
+        .list_change_sets()
+        .stack_name(stack_id)
+        .send()
+        .await
+        .context("ListChangeSets")?;
+    Ok(out
+        .summaries()
+        .iter()
+        .filter(|s| s.stack_id() == Some(stack_id))
+        .filter_map(|s| s.change_set_id().map(str::to_string))
+        .collect())
+}
+
+async fn create_secret(clients: &Clients, name: &str, value: &str) -> anyhow::Result<()> {
+    clients
+        .secrets
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .with_context(|| format!("CreateSecret {name}"))?;
+    Ok(())
+}
+
+async fn manifest_for(
+    refresher: &Refresher,
+    batch: &str,
+    secrets: &[Secret],
+    choice: StrategyChoice,
+    plan: cascade_core::plan::Plan,
+) -> anyhow::Result<BatchManifest> {
+    Ok(refresher
+        .batches()
+        .create(BatchManifest::new(
+            batch,
+            "e2e-test",
+            jiff::Timestamp::now(),
+            secrets.to_vec(),
+            choice,
+            plan,
+        ))
+        .await?)
+}
+
+/// The safety net: a plan that pins a create-only property (as if the planner were wrong)
+/// would make CloudFormation replace the database. The change set says `Replacement: True`
+/// (the launcher's patch (e) fills it in moto from the create-only table), so the update is
+/// refused: the change set is deleted, the stack is untouched (same template, no update
+/// event), and the stack is `skipped` with a reason naming the database.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_set_that_would_replace_a_database_is_refused_and_deleted() -> anyhow::Result<()> {
+    let local = start().await?;
+    let clients = local.clients().await;
+    let cfn = clients.cloudformation.clone();
+    create_secret(
+        &clients,
+        "e2e/rds",
+        r#"{"username":"admin","password":"dummy"}"#,
+    )
+    .await?;
+    create_stack(&cfn, "c1-rds", RDS).await?;
+    let stack_id = describe(&cfn, "c1-rds")
+        .await?
+        .stack_id()
+        .unwrap_or_default()
+        .to_string();
+    let events_before = events(&cfn, "c1-rds").await?;
+    let template_before = template(&cfn, "c1-rds").await?;
+    let refresher = s3_refresher(&clients).await?;
+
+    let secrets = resolve_secrets(&clients, &["e2e/rds".to_string()]).await?;
+    let mut plan = plan_secrets(&clients, &secrets, StrategyChoice::Pin, 8).await?;
+    // Built by hand, not by the planner: a pin of EVERY reference of Db, MasterUsername
+    // included, whatever the planner decided for it.
+    let mut db_plan = match plan.stacks.iter().position(|p| p.stack_name == "c1-rds") {
+        Some(i) => plan.stacks.remove(i),
+        None => {
+            let i = plan
+                .skipped
+                .iter()
+                .position(|s| s.stack_name == "c1-rds")
+                .context("c1-rds is neither planned nor skipped")?;
+            let skipped = plan.skipped.remove(i);
+            cascade_core::plan::StackPlan {
+                stack_name: skipped.stack_name,
+                stack_id: skipped.stack_id,
+                strategy: Strategy::Pin,
+                secrets: vec!["e2e/rds".into()],
+                resources: vec!["Db".into()],
+                closure: vec![],
+                outputs: vec![],
+                needs_placeholder: false,
+                references: skipped.references,
+                template_digest: cascade_core::plan::template_digest(&read_template(
+                    &template_before,
+                )?),
+                notes: vec![],
+            }
+        }
+    };
+    db_plan.strategy = Strategy::Pin;
+    db_plan.closure.clear();
+    db_plan.resources = vec!["Db".into()];
+    for reference in &mut db_plan.references {
+        reference.disposition = cascade_core::finder::Disposition::Refresh;
+    }
+    assert!(
+        db_plan
+            .references
+            .iter()
+            .any(|r| r.path == "Resources.Db.Properties.MasterUsername"),
+        "{:?}",
+        db_plan.references
+    );
+    plan.stacks = vec![db_plan];
+    plan.skipped.clear();
+    let manifest = manifest_for(
+        &refresher,
+        "cs-refused",
+        &secrets,
+        StrategyChoice::Pin,
+        plan,
+    )
+    .await?;
+
+    let before = clients.calls.snapshot();
+    let summary = run_batch(
+        &refresher,
+        manifest,
+        &Quiet,
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .await?;
+    let calls = cloudformation_calls(&diff(&before, &clients.calls.snapshot()));
+
+    let db = line(&summary.report, "c1-rds");
+    assert_eq!(db.outcome, Outcome::Skipped, "{db:#?}");
+    let reason = db.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("replace Db (AWS::RDS::DBInstance, Replacement True)")
+            && reason.contains("holds state")
+            && reason.contains("nothing changed"),
+        "{reason}"
+    );
+    assert!(db.change_sets.is_empty(), "nothing was executed: {db:?}");
+    // Untouched: the same template, no update started, no change set left behind.
+    assert_eq!(template(&cfn, "c1-rds").await?, template_before);
+    assert_eq!(events(&cfn, "c1-rds").await?, events_before);
+    assert_eq!(
+        describe(&cfn, "c1-rds")
+            .await?
+            .stack_status()
+            .map(|s| s.as_str()),
+        Some("CREATE_COMPLETE")
+    );
+    assert!(
+        change_sets_of(&cfn, &stack_id).await?.is_empty(),
+        "the refused change set is deleted"
+    );
+    assert_eq!(
+        (
+            count(&calls, "cloudformation:CreateChangeSet"),
+            count(&calls, "cloudformation:ExecuteChangeSet"),
+            count(&calls, "cloudformation:DeleteChangeSet"),
+            count(&calls, "cloudformation:UpdateStack"),
+        ),
+        (1, 0, 1, 0),
+        "{calls:?}"
+    );
+    let markdown = cascade_core::report::markdown::render_markdown(&summary.report);
+    assert!(markdown.contains("replace Db"), "{markdown}");
+    Ok(())
+}
+
+/// A normal recreate and a normal pin still refresh, each update now a change set whose
+/// id is in the state and the report; the figures are the CloudFormation calls of one
+/// stack for each.
+#[tokio::test(flavor = "multi_thread")]
+async fn recreate_and_pin_go_through_change_sets_and_record_their_ids() -> anyhow::Result<()> {
+    let local = start().await?;
+    let clients = local.clients().await;
+    let cfn = clients.cloudformation.clone();
+    create_secret(&clients, "e2e/cs", r#"{"password":"dummy"}"#).await?;
+    let refresher = s3_refresher(&clients).await?;
+    let secrets = resolve_secrets(&clients, &["e2e/cs".to_string()]).await?;
+
+    for (name, choice, updates) in [
+        ("c2-recreate", StrategyChoice::Recreate, 2),
+        ("c3-pin", StrategyChoice::Pin, 1),
+    ] {
+        create_stack(&cfn, name, TOPIC).await?;
+        let mut plan = plan_secrets(&clients, &secrets, choice, 8).await?;
+        plan.stacks.retain(|p| p.stack_name == name);
+        plan.skipped.clear();
+        assert_eq!(plan.stacks.len(), 1, "{name}: {plan:?}");
+        let batch = format!("cs-{name}");
+        let manifest = manifest_for(&refresher, &batch, &secrets, choice, plan).await?;
+        let before = clients.calls.snapshot();
+        let summary = run_batch(
+            &refresher,
+            manifest,
+            &Quiet,
+            &Arc::new(AtomicBool::new(false)),
+        )
+        .await?;
+        let calls = cloudformation_calls(&diff(&before, &clients.calls.snapshot()));
+        print_calls(
+            &format!("one {choice:?} stack ({name}), CloudFormation only"),
+            &calls,
+            1,
+        );
+
+        let stack = line(&summary.report, name);
+        assert_eq!(stack.outcome, Outcome::Refreshed, "{stack:#?}");
+        assert_eq!(stack.change_sets.len(), updates, "{stack:?}");
+        let manifest = refresher.batches().manifest(&batch).await?;
+        let states = refresher.batches().states(&manifest).await?;
+        assert_eq!(state_of(&states, name).change_sets, stack.change_sets);
+        for id in &stack.change_sets {
+            assert!(id.starts_with("arn:aws:cloudformation:"), "{id}");
+            let described = cfn.describe_change_set().change_set_name(id).send().await?;
+            assert_eq!(
+                described.execution_status().map(|s| s.as_str()),
+                Some("EXECUTE_COMPLETE"),
+                "{id}"
+            );
+        }
+        assert_eq!(updates_completed(&cfn, name).await?, updates);
+        assert_eq!(
+            (
+                count(&calls, "cloudformation:CreateChangeSet"),
+                count(&calls, "cloudformation:ExecuteChangeSet"),
+                count(&calls, "cloudformation:DeleteChangeSet"),
+                count(&calls, "cloudformation:UpdateStack"),
+            ),
+            (updates as u64, updates as u64, 0, 0),
+            "{name}: {calls:?}"
+        );
+        let markdown = cascade_core::report::markdown::render_markdown(&summary.report);
+        let listed = stack
+            .change_sets
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(
+            markdown.contains(&format!("- `{name}`: {listed}")),
+            "{markdown}"
+        );
+    }
+    assert!(
+        template(&cfn, "c2-recreate")
+            .await?
+            .contains("{{resolve:secretsmanager:e2e/cs:SecretString:password}}")
+    );
+    assert!(template(&cfn, "c3-pin").await?.contains("SecretCascade"));
+    Ok(())
+}
+
+/// A retried or resumed begin never creates a second change set for the same step: one
+/// that died after creating the change set (made here by hand, with the step's own name)
+/// finds and executes it; one that died after executing it, before saving its state
+/// (begin run twice with the same state, as in resume_local.rs), issues nothing more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_begin_never_creates_a_second_change_set() -> anyhow::Result<()> {
+    let local = start().await?;
+    let clients = local.clients().await;
+    let cfn = clients.cloudformation.clone();
+    create_secret(&clients, "e2e/cs", r#"{"password":"dummy"}"#).await?;
+    create_stack(&cfn, "c4-died-after-create", TOPIC).await?;
+    create_stack(&cfn, "c5-died-after-execute", TOPIC).await?;
+    let refresher = s3_refresher(&clients).await?;
+    let secrets = resolve_secrets(&clients, &["e2e/cs".to_string()]).await?;
+    let plan = plan_secrets(&clients, &secrets, StrategyChoice::Recreate, 8).await?;
+    let manifest = manifest_for(
+        &refresher,
+        "cs-retry",
+        &secrets,
+        StrategyChoice::Recreate,
+        plan,
+    )
+    .await?;
+    let plan_of = |name: &str| {
+        manifest
+            .plan
+            .stacks
+            .iter()
+            .find(|p| p.stack_name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is not planned"))
+    };
+
+    // c4: an earlier try created the removal change set, then died.
+    let c4 = plan_of("c4-died-after-create");
+    let removal = cascade_core::refresh::removal_template(&read_template(TOPIC)?, &c4);
+    let name = cascade_core::refresh::change_set_name(
+        "cs-retry",
+        &c4.stack_name,
+        cascade_core::refresh::UpdateStep::Remove,
+        1,
+    );
+    let earlier = cfn
+        .create_change_set()
+        .stack_name(&c4.stack_name)
+        .change_set_name(&name)
+        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Update)
+        .template_body(removal.to_string())
+        .send()
+        .await?
+        .id()
+        .unwrap_or_default()
+        .to_string();
+    let before = clients.calls.snapshot();
+    let mut state = StackState::planned(&c4);
+    refresher.begin(&manifest, &c4, &mut state).await?;
+    let calls = diff(&before, &clients.calls.snapshot());
+    assert_eq!(state.phase, Phase::Remove, "{state:?}");
+    assert_eq!(
+        state.change_sets,
+        [earlier.as_str()],
+        "the earlier try's change set"
+    );
+    assert_eq!(
+        count(&calls, "cloudformation:CreateChangeSet"),
+        0,
+        "{calls:?}"
+    );
+    assert_eq!(
+        count(&calls, "cloudformation:ExecuteChangeSet"),
+        1,
+        "{calls:?}"
+    );
+
+    // c5: begin executed the removal, then died before saving: begin again from the same
+    // state.
+    let c5 = plan_of("c5-died-after-execute");
+    let before = clients.calls.snapshot();
+    let mut state = StackState::planned(&c5);
+    refresher.begin(&manifest, &c5, &mut state).await?;
+    assert_eq!(state.phase, Phase::Remove);
+    let executed = state.change_sets.clone();
+    assert_eq!(executed.len(), 1, "{state:?}");
+    let before_crash = StackState::planned(&c5);
+    refresher
+        .store
+        .put_json(&keys::state("cs-retry", &c5.stack_name), &before_crash)
+        .await?;
+    let mut state = before_crash.clone();
+    refresher.begin(&manifest, &c5, &mut state).await?;
+    assert_eq!(
+        state.phase,
+        Phase::Remove,
+        "the removal is recognised: {state:?}"
+    );
+    let calls = diff(&before, &clients.calls.snapshot());
+    assert_eq!(
+        count(&calls, "cloudformation:CreateChangeSet"),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        count(&calls, "cloudformation:ExecuteChangeSet"),
+        1,
+        "{calls:?}"
+    );
+
+    // Both end refreshed, each with one removal and one restore.
+    let before = clients.calls.snapshot();
+    let manifest = refresher.batches().manifest("cs-retry").await?;
+    let summary = run_batch(
+        &refresher,
+        manifest,
+        &Quiet,
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .await?;
+    let calls = diff(&before, &clients.calls.snapshot());
+    for name in ["c4-died-after-create", "c5-died-after-execute"] {
+        assert_eq!(
+            line(&summary.report, name).outcome,
+            Outcome::Refreshed,
+            "{name}"
+        );
+        assert_eq!(updates_completed(&cfn, name).await?, 2, "{name}");
+        assert_eq!(template(&cfn, name).await?, TOPIC, "{name}");
+    }
+    assert_eq!(
+        count(&calls, "cloudformation:CreateChangeSet"),
+        2,
+        "two restores: {calls:?}"
+    );
+    let c4_line = line(&summary.report, "c4-died-after-create");
+    assert_eq!(c4_line.change_sets.len(), 2);
+    assert_eq!(c4_line.change_sets[0], earlier);
+    Ok(())
+}

@@ -5,7 +5,8 @@
 //!   [`calls`], which counts their calls; [`error`] classifies every failure once, by kind.
 //! - [`secrets`] resolves the changed secrets; [`stacks`] reads one stack;
 //!   [`discovery`] finds and plans the dependent stacks of an account.
-//! - [`refresh`] carries out the refresh steps of one stack; [`run`] runs a whole batch
+//! - [`refresh`] carries out the refresh steps of one stack, each update through a
+//!   [`change_set`]; [`run`] runs a whole batch
 //!   from one machine; [`store`] and [`batch_store`] keep a batch's state, originals and
 //!   report (S3 or a directory).
 //! - [`ecs`] restarts a service whose tasks read a secret when they start.
@@ -14,6 +15,7 @@
 
 pub mod batch_store;
 pub mod calls;
+pub mod change_set;
 pub mod clients;
 pub mod discovery;
 pub mod ecs;

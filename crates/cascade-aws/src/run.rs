@@ -191,10 +191,16 @@ async fn drive(
                 };
                 // The removal done: the resources are put back at once.
                 if refresher.settle(batch, state, observation).await? == Settled::RemovalDone {
-                    refresher.finish(batch, state).await?;
+                    refresher
+                        .finish(batch, &manifest.plan.stacks[index], state)
+                        .await?;
                 }
             }
-            Step::Finish => refresher.finish(batch, state).await?,
+            Step::Finish => {
+                refresher
+                    .finish(batch, &manifest.plan.stacks[index], state)
+                    .await?
+            }
         }
     }
 }

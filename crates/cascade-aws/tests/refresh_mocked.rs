@@ -1,6 +1,7 @@
 //! What moto cannot produce, with SDK-level mocks (aws-smithy-mocks): moto completes every
-//! update at once (so IN_PROGRESS is never seen) and answers ListImports with HTTP 500 (so
-//! an export imported elsewhere can only be shown this way). Everything else is tested
+//! update at once (so IN_PROGRESS is never seen), creates change sets at once and never
+//! pages their changes, and answers ListImports with HTTP 500 (so an export imported
+//! elsewhere can only be shown this way). Everything else is tested
 //! against the local stack.
 
 use std::sync::Arc;
@@ -253,4 +254,177 @@ async fn a_failing_list_imports_falls_back_to_the_templates() {
         )
     });
     assert_eq!(plan_with_imports(broken).await, Some(Strategy::Recreate));
+}
+
+// ------------------------------------------------------------------ change sets
+
+use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
+use aws_sdk_cloudformation::operation::delete_change_set::DeleteChangeSetOutput;
+use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
+use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+use aws_sdk_cloudformation::types::{
+    Change, ChangeAction, ChangeSetStatus, ExecutionStatus, ResourceChange,
+};
+use cascade_core::batch::{STATE_SCHEMA_VERSION, SavedOriginal};
+use cascade_core::plan::StackPlan;
+
+const CHANGE_SET: &str = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/cs/1";
+const NOT_FOUND: &str = "<ErrorResponse><Error><Type>Sender</Type><Code>ChangeSetNotFound</Code><Message>ChangeSet [x] does not exist</Message></Error></ErrorResponse>";
+
+fn change_set_page(
+    status: ChangeSetStatus,
+    changes: &[(&str, ChangeAction)],
+    next: Option<&str>,
+) -> DescribeChangeSetOutput {
+    let execution = if status == ChangeSetStatus::CreateComplete {
+        ExecutionStatus::Available
+    } else {
+        ExecutionStatus::Unavailable
+    };
+    let mut out = DescribeChangeSetOutput::builder()
+        .change_set_id(CHANGE_SET)
+        .status(status)
+        .execution_status(execution)
+        .set_next_token(next.map(str::to_string));
+    for (id, action) in changes {
+        out = out.changes(
+            Change::builder()
+                .resource_change(
+                    ResourceChange::builder()
+                        .logical_resource_id(*id)
+                        .resource_type("AWS::Lambda::Function")
+                        .action(action.clone())
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    out.build()
+}
+
+/// The restore of a recreate whose closure is `Fn` and `Alias`, after its removal.
+async fn restore_with(
+    batch: &'static str,
+    second_page: (&'static str, ChangeAction),
+) -> (StackState, [usize; 4]) {
+    let describe = mock!(Client::describe_change_set)
+        .sequence()
+        .http_status(400, Some(NOT_FOUND.into()))
+        .output(|| change_set_page(ChangeSetStatus::CreatePending, &[], None))
+        .output(|| change_set_page(ChangeSetStatus::CreateInProgress, &[], None))
+        .output(|| {
+            change_set_page(
+                ChangeSetStatus::CreateComplete,
+                &[("Fn", ChangeAction::Add)],
+                Some("page-2"),
+            )
+        })
+        .output(move || {
+            change_set_page(
+                ChangeSetStatus::CreateComplete,
+                std::slice::from_ref(&second_page),
+                None,
+            )
+        })
+        .build();
+    let create = mock!(Client::create_change_set)
+        .match_requests(|r| {
+            r.change_set_type() == Some(&aws_sdk_cloudformation::types::ChangeSetType::Update)
+                && r.change_set_name()
+                    == Some(
+                        cascade_core::refresh::change_set_name(
+                            batch,
+                            "app",
+                            UpdateStep::Restore,
+                            1,
+                        )
+                        .as_str(),
+                    )
+        })
+        .then_output(|| CreateChangeSetOutput::builder().id(CHANGE_SET).build());
+    let execute = mock!(Client::execute_change_set)
+        .match_requests(|r| {
+            r.change_set_name() == Some(CHANGE_SET)
+                && r.client_request_token()
+                    == Some(
+                        cascade_core::refresh::client_request_token(batch, UpdateStep::Restore, 1)
+                            .as_str(),
+                    )
+        })
+        .then_output(|| ExecuteChangeSetOutput::builder().build());
+    let delete =
+        mock!(Client::delete_change_set).then_output(|| DeleteChangeSetOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &execute, &delete]
+    );
+    let r = refresher(client, fast(Duration::from_secs(30)));
+    let original = r#"{"Resources": {"Fn": {"Type": "AWS::Lambda::Function"}, "Alias": {"Type": "AWS::Lambda::Alias"}, "Role": {"Type": "AWS::IAM::Role"}}}"#;
+    r.batches()
+        .save_original(
+            batch,
+            &SavedOriginal {
+                schema_version: STATE_SCHEMA_VERSION,
+                stack_id: "id".into(),
+                stack_name: "app".into(),
+                template_body: original.into(),
+                parameters: vec![],
+                capabilities: vec![],
+                role_arn: None,
+                notification_arns: vec![],
+                tags: vec![],
+                saved_at: "2026-11-26T00:00:00Z".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let plan: StackPlan = serde_json::from_value(serde_json::json!({
+        "stack_name": "app", "stack_id": "id", "strategy": "recreate", "secrets": ["prod/db"],
+        "resources": ["Fn"], "closure": ["Fn", "Alias"], "outputs": [],
+        "needs_placeholder": false, "references": [], "template_digest": "d"
+    }))
+    .unwrap();
+    let mut state = in_flight();
+    state.update_issued_at = None;
+    state.phase = Phase::Remove;
+    r.finish(batch, &plan, &mut state).await.unwrap();
+    let calls = [
+        describe.num_calls(),
+        create.num_calls(),
+        execute.num_calls(),
+        delete.num_calls(),
+    ];
+    (state, calls)
+}
+
+/// moto creates a change set at once and never pages its changes: here the change set is
+/// pending, then in progress, then complete over two pages, and every page is read.
+#[tokio::test]
+async fn a_change_set_is_waited_for_and_every_page_of_changes_read() {
+    let (state, [describes, creates, executes, deletes]) =
+        restore_with("b-cs-paged", ("Alias", ChangeAction::Add)).await;
+    assert_eq!(
+        (state.phase, state.outcome),
+        (Phase::Restore, None),
+        "{state:?}"
+    );
+    assert!(state.update_issued_at.is_some());
+    assert_eq!(state.change_sets, [CHANGE_SET]);
+    assert_eq!((describes, creates, executes, deletes), (5, 1, 1, 0));
+}
+
+/// A change on the second page that the restore does not mean (a modified Role) refuses
+/// the change set: deleted, not executed, and the stack degraded (its resources stay
+/// removed).
+#[tokio::test]
+async fn a_change_on_a_later_page_refuses_the_change_set() {
+    let (state, [describes, creates, executes, deletes]) =
+        restore_with("b-cs-refused", ("Role", ChangeAction::Modify)).await;
+    assert_eq!(state.outcome, Some(Outcome::Degraded), "{state:?}");
+    let reason = state.reason.unwrap();
+    assert!(reason.contains("was refused"), "{reason}");
+    assert!(reason.contains("Role"), "{reason}");
+    assert!(state.change_sets.is_empty());
+    assert_eq!((describes, creates, executes, deletes), (5, 1, 0, 1));
 }

@@ -15,12 +15,15 @@
 //! - [`refresh`] is the refresh of one stack: its state machine, and the templates its
 //!   updates send; [`batch`] is what a batch keeps (manifest, saved originals, keys) and
 //!   its report; [`report`] renders reports (JSON, Markdown, Slack).
+//! - [`change_set`] is CloudFormation's own verdict before every update: execute the
+//!   change set, or refuse it and say why.
 //! - [`caught`] reads an error the state machine caught.
 //! - [`glob`] and [`digest`] are the shared helpers: wildcard matching and SHA-256 hex;
 //!   [`defaults`] holds the default refresh timings every entry point uses.
 
 pub mod batch;
 pub mod caught;
+pub mod change_set;
 pub mod create_only;
 pub mod defaults;
 pub mod digest;

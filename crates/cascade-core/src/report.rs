@@ -146,6 +146,9 @@ pub struct StackReport {
     /// For a degraded stack: the exact command that restores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_command: Option<String>,
+    /// The ids (ARNs) of the change sets executed for the stack, oldest first.
+    #[serde(default)]
+    pub change_sets: Vec<String>,
 }
 
 /// Counts by outcome.

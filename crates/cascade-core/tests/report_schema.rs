@@ -54,6 +54,7 @@ fn stack(name: &str, outcome: Outcome, phase: Phase, strategy: Option<Strategy>)
         started_at: Some("2024-05-01T10:00:01Z".into()),
         finished_at: Some("2024-05-01T10:02:30.5+02:00".into()),
         restore_command: None,
+        change_sets: vec![],
     }
 }
 
@@ -66,6 +67,10 @@ fn representative() -> Report {
         Some(Strategy::Recreate),
     );
     degraded.reason = Some("the restoring update failed".into());
+    degraded.change_sets = vec![
+        "arn:aws:cloudformation:us-east-1:123456789012:changeSet/cascade-b-1-remove-1-api/0a1b"
+            .into(),
+    ];
     degraded.restore_command = Some("cascade restore --batch b-1 --stack api".into());
     degraded.failed_resources = vec![FailedResource {
         logical_id: "Function".into(),

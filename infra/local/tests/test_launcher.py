@@ -448,6 +448,40 @@ def test_cfn_change_set_with_marker_fails_execution(endpoint):
     cfn.delete_stack(StackName=name)
 
 
+def test_cfn_change_set_execution_updates_outputs_and_parameters(endpoint):
+    """(g) Executing an UPDATE change set is an update: outputs, parameters and tags follow."""
+    cfn, sqs = client(endpoint, "cloudformation"), client(endpoint, "sqs")
+    name = unique("csexec")
+    with_output = json.loads(queues_template(name, "A", "B", with_parameter=True))
+    with_output["Outputs"] = {"B": {"Value": {"Ref": "QueueB"}}}
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(with_output),
+        Parameters=[{"ParameterKey": "Timeout", "ParameterValue": "30"}],
+        Tags=[{"Key": "team", "Value": "a"}],
+    )
+    assert [o["OutputKey"] for o in stack(cfn, name)["Outputs"]] == ["B"]
+    without_b = json.loads(queues_template(name, "A", with_parameter=True))
+    cs = cfn.create_change_set(
+        StackName=name,
+        ChangeSetName="drop-b",
+        TemplateBody=json.dumps(without_b),
+        ChangeSetType="UPDATE",
+        Parameters=[{"ParameterKey": "Timeout", "ParameterValue": "60"}],
+        Tags=[{"Key": "team", "Value": "a"}],
+    )
+    cfn.execute_change_set(ChangeSetName=cs["Id"])
+    after = stack(cfn, name)
+    assert after["StackStatus"] == "UPDATE_COMPLETE"
+    assert "Outputs" not in after or after["Outputs"] == []
+    assert after["Parameters"] == [{"ParameterKey": "Timeout", "ParameterValue": "60"}]
+    assert after["Tags"] == [{"Key": "team", "Value": "a"}]
+    assert cfn.describe_change_set(ChangeSetName=cs["Id"])["ExecutionStatus"] == "EXECUTE_COMPLETE"
+    assert queue_names(sqs, name) == {f"{name}-a"}
+    assert [e["ResourceStatusReason"] for e in stack_events(cfn, name) if e["ResourceStatus"] == "UPDATE_IN_PROGRESS"] == ["User Initiated"]
+    cfn.delete_stack(StackName=name)
+
+
 # --------------------------------------------------------------------------- (e) change set Replacement
 
 

@@ -19,7 +19,10 @@ pub use status::{Look, UpdateProgress};
 pub use template::{
     MAX_TEMPLATE_BODY_BYTES, PLACEHOLDER_ID, Pin, RefreshError, pinned_template, removal_template,
 };
-pub use token::{UpdateStep, client_request_token, manual_restore_token};
+pub use token::{
+    UpdateStep, change_set_name, client_request_token, manual_restore_change_set_name,
+    manual_restore_token,
+};
 
 #[cfg(test)]
 mod tests;

@@ -47,6 +47,10 @@ pub struct StackState {
     /// A degraded stack being retried: its original is put back before it begins again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restore_before_retry: bool,
+    /// The ids (ARNs) of the change sets executed for this stack, oldest first, so that a
+    /// reader can open them in the console.
+    #[serde(default)]
+    pub change_sets: Vec<String>,
 }
 
 /// What a stack's refresh does next, read from its saved state alone.
@@ -120,6 +124,10 @@ pub enum UpdateAnswer {
     NoChange,
     /// Refused (validation, status, ...): nothing changed.
     Rejected(String),
+    /// CloudFormation's change set would do what the plan does not mean (replace a
+    /// database, change a resource the plan did not name, ...): it was deleted unexecuted,
+    /// nothing changed. The reason names each offending resource.
+    Refused(String),
 }
 
 /// Whether an update issued at `issued_at` has been waited on for longer than `max_wait`
@@ -150,6 +158,7 @@ impl StackState {
             attempt: 1,
             update_issued_at: None,
             restore_before_retry: false,
+            change_sets: Vec::new(),
         }
     }
 
@@ -239,6 +248,24 @@ impl StackState {
                     at,
                 );
             }
+            // A refused restore is degraded, not skipped: the removal before it succeeded,
+            // so the stack is left without the closure's resources until someone puts the
+            // original back (`cascade restore`); "skipped" would say nothing changed.
+            (UpdateStep::Restore, UpdateAnswer::Refused(reason)) => {
+                self.phase = Phase::Restore;
+                self.update_issued_at = None;
+                self.conclude(
+                    Outcome::Degraded,
+                    Some(format!(
+                        "the resources were removed and the update that restores them was refused: {reason}"
+                    )),
+                    at,
+                );
+            }
+            // Refused before anything changed: the stack is as it was, with the old value.
+            (UpdateStep::Remove | UpdateStep::Pin, UpdateAnswer::Refused(reason)) => {
+                self.conclude(Outcome::Skipped, Some(reason), at)
+            }
             (UpdateStep::Remove | UpdateStep::Pin, UpdateAnswer::Rejected(message)) => self
                 .conclude(
                     Outcome::Failed,
@@ -247,6 +274,14 @@ impl StackState {
                     )),
                     at,
                 ),
+        }
+    }
+
+    /// A change set was executed for this stack (recorded once, however often a retried
+    /// step finds it).
+    pub fn change_set_executed(&mut self, id: &str) {
+        if !id.is_empty() && !self.change_sets.iter().any(|c| c == id) {
+            self.change_sets.push(id.to_string());
         }
     }
 
@@ -411,6 +446,7 @@ impl StackState {
             started_at: self.started_at.clone(),
             finished_at: self.finished_at.clone(),
             restore_command: restore_command.filter(|_| outcome == Outcome::Degraded),
+            change_sets: self.change_sets.clone(),
         }
     }
 
@@ -502,6 +538,51 @@ mod tests {
         let mut s = state(Phase::Remove);
         s.update_answered(UpdateStep::Restore, UpdateAnswer::NoChange, t);
         assert_eq!((s.phase, s.next_step()), (Phase::Restore, Step::Poll));
+    }
+
+    #[test]
+    fn a_refused_change_set_skips_a_first_update_and_degrades_a_restore() {
+        let t = at("2026-11-26T00:00:00Z");
+        for step in [UpdateStep::Remove, UpdateStep::Pin] {
+            let mut s = state(Phase::Begin);
+            s.update_answered(step, UpdateAnswer::Refused("it would replace Db".into()), t);
+            assert_eq!((s.outcome, s.phase), (Some(Outcome::Skipped), Phase::Begin));
+            assert_eq!(s.reason.as_deref(), Some("it would replace Db"));
+            assert_eq!(s.next_step(), Step::Done);
+        }
+        let mut s = state(Phase::Remove);
+        s.update_answered(
+            UpdateStep::Restore,
+            UpdateAnswer::Refused("it would add X".into()),
+            t,
+        );
+        assert_eq!(
+            (s.outcome, s.phase),
+            (Some(Outcome::Degraded), Phase::Restore)
+        );
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .ends_with("was refused: it would add X")
+        );
+        assert!(s.is_retryable());
+    }
+
+    #[test]
+    fn executed_change_sets_are_recorded_once_and_reported() {
+        let mut s = state(Phase::Begin);
+        s.change_set_executed("arn:cs/1");
+        s.change_set_executed("arn:cs/1");
+        s.change_set_executed("");
+        s.change_set_executed("arn:cs/2");
+        assert_eq!(s.change_sets, ["arn:cs/1", "arn:cs/2"]);
+        s.retry();
+        assert_eq!(s.change_sets.len(), 2, "kept across attempts");
+        assert_eq!(
+            s.to_report("b1", None).change_sets,
+            ["arn:cs/1", "arn:cs/2"]
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn render_markdown(report: &Report) -> String {
         lines.extend(degraded_section(&degraded));
     }
     lines.extend(stacks_section(&report.stacks));
+    lines.extend(change_sets_section(&report.stacks));
     let failures: Vec<&StackReport> = report
         .stacks
         .iter()
@@ -102,6 +103,24 @@ fn stacks_section(stacks: &[StackReport]) -> Vec<String> {
             stack.phase.as_str().into(),
             stack.reason.as_deref().map_or("—".into(), text),
         ]));
+    }
+    lines
+}
+
+/// One line per stack that had change sets executed, listing their ids (to open in the
+/// console); nothing when none had.
+fn change_sets_section(stacks: &[StackReport]) -> Vec<String> {
+    let with: Vec<&StackReport> = stacks
+        .iter()
+        .filter(|s| !s.change_sets.is_empty())
+        .collect();
+    if with.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![String::new(), "## Change sets".into(), String::new()];
+    for stack in with {
+        let ids: Vec<String> = stack.change_sets.iter().map(|c| code(c)).collect();
+        lines.push(format!("- {}: {}", code(&stack.stack_name), ids.join(", ")));
     }
     lines
 }
@@ -249,6 +268,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             restore_command: None,
+            change_sets: vec![],
         }
     }
 
@@ -306,6 +326,21 @@ mod tests {
         let failures = md.find("## Failures").expect("failures");
         assert!(degraded < table && table < failures);
         assert!(md.contains("```sh\ncascade restore --batch b-20240501-abc --stack api\n```"));
+    }
+
+    #[test]
+    fn each_stack_with_change_sets_gets_one_line_listing_them() {
+        assert!(!render_markdown(&sample()).contains("## Change sets"));
+        let mut web = stack("web", Outcome::Refreshed);
+        web.change_sets = vec!["arn:cs/remove".into(), "arn:cs/restore".into()];
+        let md = render_markdown(&report(vec![web, stack("zed", Outcome::Refreshed)]));
+        let section = md.find("## Change sets").expect("change sets section");
+        assert!(md.find("## Stacks").unwrap() < section);
+        assert!(
+            md.contains("\n- `web`: `arn:cs/remove`, `arn:cs/restore`\n"),
+            "{md}"
+        );
+        assert!(!md.contains("- `zed`"), "{md}");
     }
 
     #[test]

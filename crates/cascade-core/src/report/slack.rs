@@ -266,6 +266,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             restore_command: None,
+            change_sets: vec![],
         }
     }
 

@@ -117,7 +117,7 @@ pub async fn handle(
             let observation = state.observe(look, Timestamp::now(), context.config.max_wait);
             refresher.settle(batch, &mut state, observation).await?;
         }
-        (Action::Finish, Step::Finish) => refresher.finish(batch, &mut state).await?,
+        (Action::Finish, Step::Finish) => refresher.finish(batch, &plan, &mut state).await?,
         // The state is past what the event asks for (a retried event): say where it is.
         (_, Step::Poll | Step::Finish) => {}
     }
