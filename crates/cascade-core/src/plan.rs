@@ -64,6 +64,16 @@ impl FromStr for StrategyChoice {
     }
 }
 
+impl fmt::Display for StrategyChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StrategyChoice::Auto => "auto",
+            StrategyChoice::Recreate => "recreate",
+            StrategyChoice::Pin => "pin",
+        })
+    }
+}
+
 impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
