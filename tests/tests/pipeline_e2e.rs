@@ -118,6 +118,38 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         }
         create.send().await.unwrap();
     }
+    // An ECS service taking prod/db by ARN: restarted through the state machine.
+    let orders = json!({"Resources": {
+        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "orders-cluster"}},
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Family": "orders-task",
+            "ContainerDefinitions": [{"Name": "app", "Image": "app:1", "Memory": 128,
+                "Secrets": [{"Name": "DB_PASSWORD",
+                    "ValueFrom": format!("{}:password::", db.arn().unwrap())}]}]}},
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {"Cluster": {"Ref": "Cluster"},
+            "ServiceName": "orders-svc", "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 1}}
+    }});
+    cfn.create_stack()
+        .stack_name("orders")
+        .template_body(orders.to_string())
+        .send()
+        .await
+        .unwrap();
+    let orders_deployments = || async {
+        let out = clients
+            .ecs
+            .describe_services()
+            .cluster("orders-cluster")
+            .services("orders-svc")
+            .send()
+            .await
+            .unwrap();
+        out.services()[0]
+            .deployments()
+            .iter()
+            .filter_map(|d| d.id().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let orders_before = orders_deployments().await;
     let original_app = cfn
         .get_template()
         .stack_name("app")
@@ -282,8 +314,26 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
     let report = pipeline.read_report(&json_key).await.unwrap();
     assert_eq!(
         report["totals"],
-        json!({"refreshed": 2, "failed": 0, "skipped": 0, "degraded": 1})
+        json!({"refreshed": 3, "failed": 0, "skipped": 0, "degraded": 1})
     );
+    // The ECS service: restarted (a new deployment), its template untouched.
+    let orders_line = report["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stack_name"] == "orders")
+        .expect("orders in the report");
+    assert_eq!(
+        (&orders_line["outcome"], &orders_line["strategy"]),
+        (&json!("refreshed"), &json!("restart")),
+        "{orders_line:#}"
+    );
+    let orders_after = orders_deployments().await;
+    assert!(
+        orders_after.iter().all(|d| !orders_before.contains(d)),
+        "a new deployment: {orders_after:?} after {orders_before:?}"
+    );
+    assert_eq!(update_completes(cfn, "orders").await.unwrap(), 0);
     assert_eq!(report["stacks"][0]["stack_name"], "broken-restore");
     assert_eq!(report["stacks"][0]["outcome"], "degraded");
     assert!(
@@ -306,7 +356,7 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
     let message: Value = serde_json::from_str(&received[0]).unwrap();
     let text = message["text"].as_str().unwrap();
     assert!(
-        text.contains("1 degraded") && text.contains("2 refreshed"),
+        text.contains("1 degraded") && text.contains("3 refreshed"),
         "{text}"
     );
 

@@ -201,6 +201,17 @@ async fn drive(
                     .finish(batch, &manifest.plan.stacks[index], state)
                     .await?
             }
+            Step::Restart => refresher.restart(batch, state).await?,
+            Step::PollRollout => {
+                let mut delay = refresher.settings.poll.initial;
+                while refresher.poll_rollouts(batch, state).await? == Settled::Waiting {
+                    if cancel.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    crate::refresh::sleep_unless_cancelled(delay, cancel).await;
+                    delay = (delay + delay / 2).min(refresher.settings.poll.max);
+                }
+            }
         }
     }
 }

@@ -177,7 +177,7 @@ mod tests {
         let plan = plan_account(&[db, web], &secrets, &PlanOptions::default());
         let table = plan_table(&plan);
         assert!(
-            table.contains("1 stack(s) to refresh, 1 skipped."),
+            table.contains("2 stack(s) to refresh, 0 skipped."),
             "{table}"
         );
         assert!(table.contains("Db: pin"), "{table}");

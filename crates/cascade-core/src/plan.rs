@@ -33,6 +33,9 @@ pub enum Strategy {
     Recreate,
     /// Rewrite each dynamic reference to name the new version id, in place.
     Pin,
+    /// No template update: restart the ECS services that read the secret when their tasks
+    /// start (a new deployment each).
+    Restart,
 }
 
 /// The strategy asked for: one of the two for every stack, or `auto` to choose per resource.
@@ -79,6 +82,7 @@ impl fmt::Display for Strategy {
         f.write_str(match self {
             Strategy::Recreate => "recreate",
             Strategy::Pin => "pin",
+            Strategy::Restart => "restart",
         })
     }
 }
@@ -608,13 +612,14 @@ fn refresh_or_skip(
     })
 }
 
-/// The strategy whose template updates carry out these actions, when the refresh can
-/// today: pins alone (one update) or recreates alone (removal, then restore). Restarting
-/// ECS services, and pins with recreates in one stack, wait for the refresh to carry them
-/// out (then `[Pin, Restart]` and `[Restart]` map here too).
+/// The strategy that carries out these actions: pins alone (one update), pins then
+/// restarts (the services restarted once the pins are in), restarts alone (no update), or
+/// recreates alone (removal, then restore). Pins with recreates in one stack, and restarts
+/// after a recreate, wait for the refresh to carry them out.
 fn carried_out_by(kinds: &BTreeSet<Action>) -> Option<Strategy> {
     match kinds.iter().copied().collect::<Vec<_>>().as_slice() {
-        [Action::Pin] => Some(Strategy::Pin),
+        [Action::Pin] | [Action::Pin, Action::Restart] => Some(Strategy::Pin),
+        [Action::Restart] => Some(Strategy::Restart),
         [Action::Recreate] => Some(Strategy::Recreate),
         _ => None,
     }

@@ -44,6 +44,8 @@ pub enum Phase {
     Restore,
     /// Waiting for the update that pins the new version (pin).
     Pin,
+    /// Restarting the ECS services that read the secret when their tasks start.
+    Restart,
     /// Finished.
     Done,
 }
@@ -75,6 +77,7 @@ impl Phase {
             Phase::Remove => "remove",
             Phase::Restore => "restore",
             Phase::Pin => "pin",
+            Phase::Restart => "restart",
             Phase::Done => "done",
         }
     }

@@ -229,12 +229,12 @@ fn schema_enums_match_the_model() {
     fn phase(p: Phase) -> Phase {
         match p {
             Phase::Plan | Phase::Begin | Phase::Remove | Phase::Restore | Phase::Pin => p,
-            Phase::Done => p,
+            Phase::Restart | Phase::Done => p,
         }
     }
     fn strategy(s: Strategy) -> Strategy {
         match s {
-            Strategy::Recreate | Strategy::Pin => s,
+            Strategy::Recreate | Strategy::Pin | Strategy::Restart => s,
         }
     }
     let outcomes = [
@@ -250,10 +250,11 @@ fn schema_enums_match_the_model() {
         Phase::Remove,
         Phase::Restore,
         Phase::Pin,
+        Phase::Restart,
         Phase::Done,
     ]
     .map(phase);
-    let strategies = [Strategy::Recreate, Strategy::Pin].map(strategy);
+    let strategies = [Strategy::Recreate, Strategy::Pin, Strategy::Restart].map(strategy);
 
     let schema = schema();
     let enum_of = |name: &str| schema["$defs"][name]["enum"].as_array().unwrap().clone();

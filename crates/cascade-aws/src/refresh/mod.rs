@@ -34,6 +34,7 @@ use tracing::{info, warn};
 use crate::batch_store::BatchStore;
 use crate::change_set;
 use crate::clients::Clients;
+use crate::ecs::{self, ServiceRef};
 use crate::error::AwsError;
 use crate::stacks::{describe_stack, original_template};
 use crate::store::{Store, StoreError};
@@ -181,6 +182,11 @@ impl Refresher {
             Ok(planned) => planned,
             Err(reason) => return self.conclude(batch, state, Outcome::Skipped, reason).await,
         };
+        if plan.strategy == Strategy::Restart {
+            // No template update: the services are restarted next.
+            state.restarts_next();
+            return Ok(self.save_state(batch, state).await?);
+        }
         let template = read_template(&body).map_err(|e| StepError::TemplateUnreadable {
             stack_name: plan.stack_name.clone(),
             reason: e.to_string(),
@@ -414,6 +420,102 @@ impl Refresher {
             })
     }
 
+    /// `restart`: starts a new deployment of each ECS service still to restart (its tasks
+    /// start again and read the secret's current value), saving each as it starts.
+    pub async fn restart(&self, batch_id: &str, state: &mut StackState) -> Result<(), StepError> {
+        let services = self.stack_services(&state.stack_name).await?;
+        let pending: Vec<String> = state
+            .restarts
+            .iter()
+            .filter(|r| r.deployment_id.is_none())
+            .map(|r| r.logical_id.clone())
+            .collect();
+        for logical_id in pending {
+            let Some(service) = services.service(&logical_id) else {
+                let reason = format!(
+                    "ECS service {logical_id} has no physical id in the stack: it cannot be restarted"
+                );
+                return self
+                    .conclude(batch_id, state, Outcome::Failed, reason)
+                    .await;
+            };
+            let deployment = ecs::force_new_deployment(&self.clients, &service).await?;
+            info!(stack = %state.stack_name, service = %logical_id, %deployment, "restarting");
+            state.restart_started(&logical_id, &deployment, Timestamp::now());
+            self.save_state(batch_id, state).await?;
+        }
+        Ok(())
+    }
+
+    /// `poll-rollout`: one look at each restart's deployment; applies what it shows and
+    /// saves the state when it changed.
+    pub async fn poll_rollouts(
+        &self,
+        batch_id: &str,
+        state: &mut StackState,
+    ) -> Result<Settled, StepError> {
+        let services = self.stack_services(&state.stack_name).await?;
+        let rolling: Vec<(String, String)> = state
+            .restarts
+            .iter()
+            .filter(|r| !r.completed)
+            .filter_map(|r| Some((r.logical_id.clone(), r.deployment_id.clone()?)))
+            .collect();
+        let mut settled = Settled::Waiting;
+        for (logical_id, deployment) in rolling {
+            let rollout = match services.service(&logical_id) {
+                Some(service) => ecs::rollout(&self.clients, &service, &deployment).await?,
+                None => cascade_core::refresh::Rollout::Gone,
+            };
+            settled = state.rollout_observed(
+                &logical_id,
+                &rollout,
+                Timestamp::now(),
+                self.settings.poll.max_wait,
+            );
+            if settled != Settled::Waiting {
+                break;
+            }
+        }
+        self.save_state(batch_id, state).await?;
+        Ok(settled)
+    }
+
+    /// The ECS services of a stack, as DescribeStackResources names them.
+    async fn stack_services(&self, stack_name: &str) -> Result<StackServices, StepError> {
+        let resources = self
+            .clients
+            .cloudformation
+            .describe_stack_resources()
+            .stack_name(stack_name)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("cloudformation:DescribeStackResources", e))?;
+        let mut services = StackServices::default();
+        let mut clusters = Vec::new();
+        for resource in resources.stack_resources() {
+            let (Some(logical), Some(physical)) = (
+                resource.logical_resource_id(),
+                resource.physical_resource_id().filter(|id| !id.is_empty()),
+            ) else {
+                continue;
+            };
+            if resource.resource_type() == Some("AWS::ECS::Cluster") {
+                clusters.push(physical.to_string());
+            }
+            services
+                .physical
+                .insert(logical.to_string(), physical.to_string());
+        }
+        // An ARN of the old form does not name its cluster: the stack's one cluster, or
+        // the account's default.
+        services.cluster = match clusters.as_slice() {
+            [one] => one.clone(),
+            _ => "default".into(),
+        };
+        Ok(services)
+    }
+
     /// The resources that failed in the stack's latest update (DescribeStackEvents, newest
     /// first, back to the event that started that update).
     pub async fn failed_resources(
@@ -480,6 +582,21 @@ fn planned_body(
     }
 }
 
+/// The physical ids of a stack's resources, for naming its ECS services.
+#[derive(Debug, Default)]
+struct StackServices {
+    physical: std::collections::HashMap<String, String>,
+    cluster: String,
+}
+
+impl StackServices {
+    /// The service with this logical id, when the stack has it.
+    fn service(&self, logical_id: &str) -> Option<ServiceRef> {
+        let id = self.physical.get(logical_id)?;
+        ServiceRef::from_physical_id(id, Some(&self.cluster))
+    }
+}
+
 /// The template of the first update and which update it is: the original without the
 /// closure (`recreate`), or with the references pinned (`pin`); else why it cannot be made.
 fn first_update(
@@ -489,6 +606,7 @@ fn first_update(
     template: &Value,
 ) -> Result<(Value, UpdateStep), String> {
     match plan.strategy {
+        Strategy::Restart => Err("a restart makes no template update".into()),
         Strategy::Recreate => Ok((removal_template(template, plan), UpdateStep::Remove)),
         Strategy::Pin => {
             let stack = StackInfo {
@@ -552,7 +670,7 @@ fn saved_original(
     }
 }
 
-async fn sleep_unless_cancelled(delay: Duration, cancel: &Arc<AtomicBool>) {
+pub(crate) async fn sleep_unless_cancelled(delay: Duration, cancel: &Arc<AtomicBool>) {
     let until = Instant::now() + delay;
     while Instant::now() < until && !cancel.load(Ordering::SeqCst) {
         tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(100))).await;

@@ -612,19 +612,13 @@ fn ecs_service() -> Value {
 
 #[test]
 fn an_ecs_service_is_restarted_not_removed() {
-    let s = skipped(stack("web", ecs_service()), &auto());
-    assert_eq!(s.code, SkipCode::ActionNotYetSupported);
+    let s = refreshed(stack("web", ecs_service()), &auto());
+    assert_eq!(s.strategy, Strategy::Restart);
+    assert!(s.closure.is_empty() && s.outputs.is_empty());
     assert_eq!(summary(&s.actions), [("Service", Action::Restart)]);
     assert_eq!(
         s.actions[0].reason,
         "runs Task, which reads db when a task starts (ValueFrom): a new deployment starts tasks that read the new value; nothing is removed, the template does not change"
-    );
-    assert!(
-        s.reason.starts_with(
-            "planned as restart Service, but the refresh does not restart ECS services yet"
-        ),
-        "{}",
-        s.reason
     );
     let r = &s.references[0];
     assert_eq!(
@@ -698,8 +692,11 @@ fn mixed() -> Value {
 
 #[test]
 fn a_mixed_stack_gets_the_least_disruptive_action_per_resource() {
-    let s = skipped(stack("mixed", mixed()), &auto());
-    assert_eq!(s.code, SkipCode::ActionNotYetSupported);
+    let s = refreshed(stack("mixed", mixed()), &auto());
+    // One pin update, then the service restarted; nothing removed.
+    assert_eq!(s.strategy, Strategy::Pin);
+    assert!(s.closure.is_empty());
+    assert_eq!(s.resources, ["Db", "Fn", "Param", "Service"]);
     assert_eq!(
         summary(&s.actions),
         [
@@ -708,11 +705,6 @@ fn a_mixed_stack_gets_the_least_disruptive_action_per_resource() {
             ("Param", Action::Pin),
             ("Service", Action::Restart)
         ]
-    );
-    assert!(
-        s.reason.starts_with("planned as pin Db, Fn, Param; restart Service, but the refresh does not restart ECS services yet"),
-        "{}",
-        s.reason
     );
     // Every reference names its resource.
     let mut by_resource: Vec<(&str, Disposition)> = s
@@ -796,11 +788,31 @@ fn a_function_depending_on_a_recreated_resource_is_recreated_not_pinned() {
 fn skipped_json_carries_the_planned_actions() {
     let plan = plan_account(&[stack("web", ecs_service())], &secrets(), &auto());
     let v = serde_json::to_value(&plan).unwrap();
-    let s = &v["skipped"][0];
-    assert_eq!(s["code"], "action-not-yet-supported");
+    let s = &v["stacks"][0];
+    assert_eq!(s["strategy"], "restart");
     assert_eq!(s["actions"][0]["action"], "restart");
     assert_eq!(s["references"][0]["form"], "ecs-value-from");
     assert_eq!(s["references"][0]["disposition"], "restart");
+    // A pin and a recreate in one stack are not carried out yet: planned, then skipped.
+    let both = json!({
+        "Parameters": {"SecretArn": {"Type": "String", "Default": DB_ARN}},
+        "Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+                "Environment": {"Variables": {"P": "{{resolve:secretsmanager:db:SecretString:password}}"}}}},
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": {"Ref": "SecretArn"}}}
+        }
+    });
+    let plan = plan_account(&[stack("both", both)], &secrets(), &auto());
+    let v = serde_json::to_value(&plan).unwrap();
+    let s = &v["skipped"][0];
+    assert_eq!(s["code"], "action-not-yet-supported", "{v:#}");
+    let actions: Vec<&str> = s["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["pin", "recreate"]);
     // Other skips have no actions.
     let plan = plan_account(
         &[stack("db", database(json!({"Ref": "SecretArn"})))],

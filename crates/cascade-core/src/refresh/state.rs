@@ -11,7 +11,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::caught::CaughtError;
-use crate::plan::{SkippedStack, StackPlan, Strategy};
+use crate::plan::{Action, SkippedStack, StackPlan, Strategy};
+use crate::refresh::rollout::Rollout;
 use crate::refresh::status::{Look, UpdateProgress};
 use crate::refresh::token::UpdateStep;
 use crate::report::{FailedResource, Outcome, Phase, StackReport};
@@ -51,6 +52,22 @@ pub struct StackState {
     /// reader can open them in the console.
     #[serde(default)]
     pub change_sets: Vec<String>,
+    /// The ECS services to restart once the template updates are done, and how far each
+    /// is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<ServiceRestart>,
+}
+
+/// The restart of one ECS service: a new deployment, then its rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRestart {
+    /// The service's logical id.
+    pub logical_id: String,
+    /// The deployment started, once it is.
+    pub deployment_id: Option<String>,
+    /// Whether that deployment completed.
+    #[serde(default)]
+    pub completed: bool,
 }
 
 /// What a stack's refresh does next, read from its saved state alone.
@@ -64,6 +81,10 @@ pub enum Step {
     /// Put the saved original back: after the removal (recreate), or before a degraded
     /// stack begins again.
     Finish,
+    /// Start a new deployment of each ECS service to restart.
+    Restart,
+    /// The restarts' deployments are rolling out: look at them.
+    PollRollout,
     /// The outcome is decided.
     Done,
 }
@@ -74,6 +95,8 @@ impl fmt::Display for Step {
             Step::Begin => "begin",
             Step::Poll => "poll",
             Step::Finish => "finish",
+            Step::Restart => "restart",
+            Step::PollRollout => "poll-rollout",
             Step::Done => "done",
         })
     }
@@ -100,6 +123,8 @@ pub enum Settled {
     RemovalDone,
     /// A degraded stack's original is back: it begins again.
     ReadyToBegin,
+    /// The template updates are done: the ECS services are restarted next.
+    RestartNext,
     /// The stack's outcome is decided.
     Concluded(Outcome),
 }
@@ -128,6 +153,19 @@ pub enum UpdateAnswer {
     /// database, change a resource the plan did not name, ...): it was deleted unexecuted,
     /// nothing changed. The reason names each offending resource.
     Refused(String),
+}
+
+/// The services a plan restarts.
+fn restarts_of(plan: &StackPlan) -> Vec<ServiceRestart> {
+    plan.actions
+        .iter()
+        .filter(|a| a.action == Action::Restart)
+        .map(|a| ServiceRestart {
+            logical_id: a.logical_id.clone(),
+            deployment_id: None,
+            completed: false,
+        })
+        .collect()
 }
 
 /// Whether an update issued at `issued_at` has been waited on for longer than `max_wait`
@@ -159,17 +197,21 @@ impl StackState {
             update_issued_at: None,
             restore_before_retry: false,
             change_sets: Vec::new(),
+            restarts: Vec::new(),
         }
     }
 
     /// The initial state of a stack to refresh.
     pub fn planned(plan: &StackPlan) -> Self {
-        StackState::new(
-            &plan.stack_name,
-            &plan.stack_id,
-            Some(plan.strategy),
-            plan.resources.clone(),
-        )
+        StackState {
+            restarts: restarts_of(plan),
+            ..StackState::new(
+                &plan.stack_name,
+                &plan.stack_id,
+                Some(plan.strategy),
+                plan.resources.clone(),
+            )
+        }
     }
 
     /// The final state of a stack skipped at planning.
@@ -195,6 +237,10 @@ impl StackState {
         match (self.phase, self.update_issued_at.is_some()) {
             (Phase::Done, _) => Step::Done,
             (Phase::Plan | Phase::Begin, _) => Step::Begin,
+            (Phase::Restart, _) if self.restarts.iter().any(|r| r.deployment_id.is_none()) => {
+                Step::Restart
+            }
+            (Phase::Restart, _) => Step::PollRollout,
             (_, true) => Step::Poll,
             (Phase::Remove | Phase::Restore, false) => Step::Finish,
             // A pin that was never issued: issue it (its token makes a repeat harmless).
@@ -285,6 +331,75 @@ impl StackState {
         }
     }
 
+    /// The template updates are done (or there are none): the services are restarted next.
+    pub fn restarts_next(&mut self) {
+        self.phase = Phase::Restart;
+        self.update_issued_at = None;
+    }
+
+    /// A new deployment of service `logical_id` was started at `at` (the longest wait for
+    /// the restarts runs from the first).
+    pub fn restart_started(&mut self, logical_id: &str, deployment_id: &str, at: Timestamp) {
+        if let Some(restart) = self
+            .restarts
+            .iter_mut()
+            .find(|r| r.logical_id == logical_id)
+        {
+            restart.deployment_id = Some(deployment_id.to_string());
+        }
+        self.update_issued_at.get_or_insert(at);
+    }
+
+    /// What a look at the rollout of service `logical_id` makes of the stack: every
+    /// deployment completed is `refreshed`; one that failed (or a service gone, or a
+    /// rollout still going past the longest wait) is `failed`, with ECS's reason. Nothing
+    /// was removed, so a restart never leaves a stack degraded.
+    pub fn rollout_observed(
+        &mut self,
+        logical_id: &str,
+        rollout: &Rollout,
+        now: Timestamp,
+        max_wait: Duration,
+    ) -> Settled {
+        let updated = if self.strategy == Some(Strategy::Restart) {
+            ""
+        } else {
+            "; the template updates are done"
+        };
+        let failure = match rollout {
+            Rollout::Completed => {
+                if let Some(r) = self.restarts.iter_mut().find(|r| r.logical_id == logical_id) {
+                    r.completed = true;
+                }
+                None
+            }
+            Rollout::Failed(reason) => Some(format!(
+                "the new deployment of ECS service {logical_id} failed: {reason}{updated}"
+            )),
+            Rollout::Gone => Some(format!(
+                "ECS service {logical_id} is gone (deleted or draining) during its restart{updated}"
+            )),
+            Rollout::InProgress => self
+                .update_issued_at
+                .filter(|issued| update_timed_out(*issued, now, max_wait))
+                .map(|_| {
+                    format!(
+                        "gave up waiting after {} s for the new deployment of ECS service {logical_id}; it may still be rolling out: check it in the ECS console{updated}",
+                        max_wait.as_secs()
+                    )
+                }),
+        };
+        if let Some(reason) = failure {
+            self.conclude(Outcome::Failed, Some(reason), now);
+            return Settled::Concluded(Outcome::Failed);
+        }
+        if self.restarts.iter().all(|r| r.completed) {
+            self.conclude(Outcome::Refreshed, None, now);
+            return Settled::Concluded(Outcome::Refreshed);
+        }
+        Settled::Waiting
+    }
+
     /// What a look at the stack means now: the update still in progress past the longest
     /// wait (`max_wait` since it was issued) is given up on.
     pub fn observe(&self, look: Look, now: Timestamp, max_wait: Duration) -> Observation {
@@ -323,6 +438,12 @@ impl StackState {
                 self.update_issued_at = None;
                 self.phase = Phase::Begin;
                 return Settled::ReadyToBegin;
+            }
+            (Phase::Pin | Phase::Restore, UpdateProgress::Complete)
+                if !self.restarts.is_empty() =>
+            {
+                self.restarts_next();
+                return Settled::RestartNext;
             }
             (Phase::Pin | Phase::Restore, UpdateProgress::Complete) => (Outcome::Refreshed, None),
             (Phase::Remove, UpdateProgress::RolledBack) => (
@@ -506,6 +627,97 @@ mod tests {
         );
         assert_eq!((s.phase, s.next_step()), (Phase::Done, Step::Done));
         assert_eq!(s.started_at.as_deref(), Some("2026-11-26T00:00:00Z"));
+    }
+
+    fn with_restarts(strategy: Strategy, services: &[&str]) -> StackState {
+        StackState {
+            restarts: services
+                .iter()
+                .map(|id| ServiceRestart {
+                    logical_id: id.to_string(),
+                    deployment_id: None,
+                    completed: false,
+                })
+                .collect(),
+            ..StackState::new("app", "id", Some(strategy), vec!["Fn".into()])
+        }
+    }
+
+    #[test]
+    fn a_pin_then_restarts_every_service_and_waits_for_every_rollout() {
+        let t = at("2026-11-26T00:00:00Z");
+        let max = Duration::from_secs(600);
+        let mut s = with_restarts(Strategy::Pin, &["Api", "Worker"]);
+        s.update_issued(UpdateStep::Pin, t);
+        assert_eq!(
+            s.settle("b1", looked("UPDATE_COMPLETE"), t),
+            Settled::RestartNext,
+            "the pin is in: restarts come next, the stack is not refreshed yet"
+        );
+        assert_eq!((s.phase, s.next_step()), (Phase::Restart, Step::Restart));
+        s.restart_started("Api", "ecs-svc/1", t);
+        assert_eq!(s.next_step(), Step::Restart, "Worker is not restarted yet");
+        s.restart_started("Worker", "ecs-svc/2", t);
+        assert_eq!(s.next_step(), Step::PollRollout);
+        assert_eq!(
+            s.rollout_observed("Api", &Rollout::Completed, t, max),
+            Settled::Waiting
+        );
+        assert_eq!(
+            s.rollout_observed("Worker", &Rollout::InProgress, t, max),
+            Settled::Waiting
+        );
+        assert_eq!(
+            s.rollout_observed("Worker", &Rollout::Completed, t, max),
+            Settled::Concluded(Outcome::Refreshed)
+        );
+        assert_eq!((s.phase, s.next_step()), (Phase::Done, Step::Done));
+    }
+
+    #[test]
+    fn a_failed_or_endless_rollout_fails_the_stack_never_degrades_it() {
+        let t = at("2026-11-26T00:00:00Z");
+        let max = Duration::from_secs(60);
+        let mut s = with_restarts(Strategy::Restart, &["Api"]);
+        s.restarts_next();
+        assert_eq!(s.next_step(), Step::Restart);
+        s.restart_started("Api", "ecs-svc/1", t);
+        let failed =
+            Rollout::Failed("ECS deployment circuit breaker: tasks failed to start.".into());
+        assert_eq!(
+            s.rollout_observed("Api", &failed, t, max),
+            Settled::Concluded(Outcome::Failed)
+        );
+        assert_eq!(
+            s.reason.as_deref(),
+            Some(
+                "the new deployment of ECS service Api failed: ECS deployment circuit breaker: tasks failed to start."
+            )
+        );
+        let mut s = with_restarts(Strategy::Pin, &["Api"]);
+        s.restarts_next();
+        s.restart_started("Api", "ecs-svc/1", t);
+        assert_eq!(
+            s.rollout_observed("Api", &Rollout::InProgress, at("2026-11-26T00:00:59Z"), max),
+            Settled::Waiting
+        );
+        assert_eq!(
+            s.rollout_observed("Api", &Rollout::InProgress, at("2026-11-26T00:01:01Z"), max),
+            Settled::Concluded(Outcome::Failed)
+        );
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .contains("gave up waiting after 60 s")
+        );
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .ends_with("the template updates are done")
+        );
+        assert!(!Phase::Restart.may_leave_resources_removed());
     }
 
     #[test]

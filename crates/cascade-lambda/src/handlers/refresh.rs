@@ -22,6 +22,10 @@ pub enum Action {
     Poll,
     /// Recreate: update back to the original.
     Finish,
+    /// Start a new deployment of each ECS service to restart.
+    Restart,
+    /// Look at the restarts' deployments.
+    PollRollout,
     /// Record an error the state machine caught as the stack's outcome.
     RecordFailure,
 }
@@ -55,6 +59,10 @@ pub enum Next {
     Wait,
     /// The removal completed: restore (recreate).
     Finish,
+    /// The template updates are done: restart the ECS services.
+    Restart,
+    /// Wait, then look at the restarts' deployments.
+    WaitRollout,
     /// The stack's outcome is decided.
     Done,
 }
@@ -118,12 +126,18 @@ pub async fn handle(
             refresher.settle(batch, &mut state, observation).await?;
         }
         (Action::Finish, Step::Finish) => refresher.finish(batch, &plan, &mut state).await?,
+        (Action::Restart, Step::Restart) => refresher.restart(batch, &mut state).await?,
+        (Action::PollRollout, Step::PollRollout) => {
+            refresher.poll_rollouts(batch, &mut state).await?;
+        }
         // The state is past what the event asks for (a retried event): say where it is.
-        (_, Step::Poll | Step::Finish) => {}
+        (_, Step::Poll | Step::Finish | Step::Restart | Step::PollRollout) => {}
     }
     let next = match state.next_step() {
         Step::Done => Next::Done,
         Step::Finish => Next::Finish,
+        Step::Restart => Next::Restart,
+        Step::PollRollout => Next::WaitRollout,
         Step::Begin | Step::Poll => Next::Wait,
     };
     Ok(StepResult {

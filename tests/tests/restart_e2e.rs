@@ -1,0 +1,336 @@
+//! ECS services that read a secret when their tasks start are restarted, not removed
+//! (issue 8 item 3), through `cascade run`'s batch runner against the local stack:
+//! - a service taking the secret by ARN (`Secrets[].ValueFrom`): the same service gets a
+//!   new deployment, the template is unchanged, no resource is deleted;
+//! - a deployment that fails (the launcher's circuit-breaker marker): `failed`, with ECS's
+//!   reason, nothing removed;
+//! - a stack holding a database and its consumers (RDS with both credentials from the
+//!   secret, an SSM parameter, an ECS service): one pin update (the password, never the
+//!   create-only username), then the service restarted; nothing stateful removed.
+//!
+//! The secret's value is a canary that must appear in no report or state.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_cloudformation::Client as CloudFormation;
+use cascade_aws::Clients;
+use cascade_aws::discovery::plan_secrets;
+use cascade_aws::refresh::{PollPolicy, RefreshSettings, Refresher};
+use cascade_aws::run::{Quiet, run_batch};
+use cascade_aws::secrets::resolve_secrets;
+use cascade_aws::store::Store;
+use cascade_core::plan::{Action, Strategy, StrategyChoice};
+use cascade_core::report::{Outcome, Phase};
+use cascade_tests::LocalStack;
+use serde_json::{Value, json};
+
+const CANARY: &str = "canary-restart-7f3e9c1d";
+const FAIL_MARKER: &str = "cascade-test:fail-deployment";
+
+fn service(name: &str, secret_arn: &str, mode: &str) -> Value {
+    json!({
+        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": format!("{name}-cluster")}},
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "Family": format!("{name}-task"),
+            "ContainerDefinitions": [{
+                "Name": "app", "Image": "public.ecr.aws/nginx/nginx:latest", "Memory": 128,
+                "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": format!("{secret_arn}:password::")}],
+                "Environment": [{"Name": "MODE", "Value": mode}]
+            }]
+        }},
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {
+            "Cluster": {"Ref": "Cluster"}, "ServiceName": format!("{name}-svc"),
+            "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 2
+        }}
+    })
+}
+
+/// An RDS instance with both credentials from the secret, an SSM parameter holding the
+/// password, and an ECS service taking it by ARN.
+fn platform(name: &str, secret_arn: &str) -> Value {
+    let mut resources = service(name, secret_arn, "normal");
+    let resources = resources.as_object_mut().unwrap();
+    resources.insert(
+        "Database".into(),
+        json!({"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "Properties": {
+            "Engine": "postgres", "DBInstanceClass": "db.t3.micro", "AllocatedStorage": "20",
+            "MasterUsername": "{{resolve:secretsmanager:app/db:SecretString:username}}",
+            "MasterUserPassword": "{{resolve:secretsmanager:app/db:SecretString:password}}"
+        }}),
+    );
+    resources.insert(
+        "PasswordParameter".into(),
+        json!({"Type": "AWS::SSM::Parameter", "Properties": {
+            "Name": format!("/{name}/db-password"), "Type": "String",
+            "Value": "{{resolve:secretsmanager:app/db:SecretString:password}}"
+        }}),
+    );
+    json!({"Resources": resources})
+}
+
+async fn create(cfn: &CloudFormation, name: &str, template: &Value) -> anyhow::Result<()> {
+    cfn.create_stack()
+        .stack_name(name)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .with_context(|| format!("CreateStack {name}"))?;
+    Ok(())
+}
+
+/// The service's ARN and its deployment ids.
+async fn deployments(clients: &Clients, name: &str) -> anyhow::Result<(String, Vec<String>)> {
+    let out = clients
+        .ecs
+        .describe_services()
+        .cluster(format!("{name}-cluster"))
+        .services(format!("{name}-svc"))
+        .send()
+        .await?;
+    let svc = out.services().first().context("no service")?;
+    Ok((
+        svc.service_arn().unwrap_or_default().to_string(),
+        svc.deployments()
+            .iter()
+            .filter_map(|d| d.id().map(str::to_string))
+            .collect(),
+    ))
+}
+
+async fn deleted_resources(cfn: &CloudFormation, stack: &str) -> anyhow::Result<Vec<String>> {
+    let events = cfn.describe_stack_events().stack_name(stack).send().await?;
+    Ok(events
+        .stack_events()
+        .iter()
+        .filter(|e| {
+            e.resource_status()
+                .is_some_and(|s| s.as_str().starts_with("DELETE"))
+        })
+        .filter_map(|e| e.logical_resource_id().map(str::to_string))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> anyhow::Result<()> {
+    let local = LocalStack::start()?;
+    let clients = local.clients().await;
+    let cfn = clients.cloudformation.clone();
+    let secret = clients
+        .secrets
+        .create_secret()
+        .name("app/db")
+        .secret_string(format!(
+            r#"{{"username":"admin","password":"{CANARY}-v1"}}"#
+        ))
+        .send()
+        .await?;
+    let arn = secret.arn().context("no ARN")?.to_string();
+    create(
+        &cfn,
+        "orders",
+        &json!({"Resources": service("orders", &arn, "normal")}),
+    )
+    .await?;
+    create(
+        &cfn,
+        "billing",
+        &json!({"Resources": service("billing", &arn, FAIL_MARKER)}),
+    )
+    .await?;
+    create(&cfn, "platform", &platform("platform", &arn)).await?;
+    let templates_before: Vec<String> = {
+        let mut out = Vec::new();
+        for name in ["orders", "billing"] {
+            let t = cfn.get_template().stack_name(name).send().await?;
+            out.push(t.template_body().unwrap_or_default().to_string());
+        }
+        out
+    };
+    let before = [
+        deployments(&clients, "orders").await?,
+        deployments(&clients, "platform").await?,
+    ];
+
+    clients
+        .secrets
+        .put_secret_value()
+        .secret_id("app/db")
+        .secret_string(format!(
+            r#"{{"username":"admin","password":"{CANARY}-v2"}}"#
+        ))
+        .send()
+        .await?;
+    let secrets = resolve_secrets(&clients, &["app/db".to_string()]).await?;
+    let version = secrets[0].version_id.clone().context("no version")?;
+    let plan = plan_secrets(&clients, &secrets, StrategyChoice::Auto, 4).await?;
+    let strategy_of = |name: &str| {
+        plan.stacks
+            .iter()
+            .find(|p| p.stack_name == name)
+            .map(|p| p.strategy)
+    };
+    assert_eq!(strategy_of("orders"), Some(Strategy::Restart), "{plan:#?}");
+    assert_eq!(strategy_of("billing"), Some(Strategy::Restart));
+    assert_eq!(strategy_of("platform"), Some(Strategy::Pin));
+    let platform_plan = plan
+        .stacks
+        .iter()
+        .find(|p| p.stack_name == "platform")
+        .unwrap();
+    let mut actions: Vec<(&str, Action)> = platform_plan
+        .actions
+        .iter()
+        .map(|a| (a.logical_id.as_str(), a.action))
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            ("Database", Action::Pin),
+            ("PasswordParameter", Action::Pin),
+            ("Service", Action::Restart)
+        ]
+    );
+
+    let dir = std::env::temp_dir().join(format!("cascade-restart-{}", std::process::id()));
+    let refresher = Refresher {
+        clients: clients.clone(),
+        store: Store::Local(dir.clone()),
+        settings: RefreshSettings {
+            poll: PollPolicy {
+                initial: Duration::from_millis(20),
+                max: Duration::from_millis(100),
+                max_wait: Duration::from_secs(60),
+            },
+            execution_role_arn: None,
+        },
+    };
+    let manifest = refresher
+        .batches()
+        .start("restarts", "cli", &secrets, StrategyChoice::Auto, plan)
+        .await?;
+    let summary = run_batch(
+        &refresher,
+        manifest,
+        &Quiet,
+        &Arc::new(AtomicBool::new(false)),
+    )
+    .await?;
+    let line = |name: &str| {
+        summary
+            .report
+            .stacks
+            .iter()
+            .find(|s| s.stack_name == name)
+            .cloned()
+            .unwrap()
+    };
+
+    // A restart alone: the same service, a new deployment, the template as it was.
+    let orders = line("orders");
+    assert_eq!(
+        (orders.outcome, orders.phase),
+        (Outcome::Refreshed, Phase::Done),
+        "{orders:#?}"
+    );
+    assert!(
+        orders.change_sets.is_empty(),
+        "no template update: {orders:?}"
+    );
+    let after = deployments(&clients, "orders").await?;
+    assert_eq!(after.0, before[0].0, "the same service");
+    assert!(
+        after.1.iter().all(|d| !before[0].1.contains(d)),
+        "a new deployment: {after:?} after {:?}",
+        before[0]
+    );
+    let orders_template = cfn.get_template().stack_name("orders").send().await?;
+    assert_eq!(
+        orders_template.template_body().unwrap_or_default(),
+        templates_before[0]
+    );
+    assert!(deleted_resources(&cfn, "orders").await?.is_empty());
+
+    // A deployment the circuit breaker stops: failed with ECS's reason, nothing removed.
+    let billing = line("billing");
+    assert_eq!(
+        (billing.outcome, billing.phase),
+        (Outcome::Failed, Phase::Restart)
+    );
+    assert_eq!(
+        billing.reason.as_deref(),
+        Some(
+            "the new deployment of ECS service Service failed: ECS deployment circuit breaker: tasks failed to start."
+        )
+    );
+    let billing_template = cfn.get_template().stack_name("billing").send().await?;
+    assert_eq!(
+        billing_template.template_body().unwrap_or_default(),
+        templates_before[1]
+    );
+    assert!(deleted_resources(&cfn, "billing").await?.is_empty());
+
+    // The database and its consumers: one pin update (the password, not the create-only
+    // username), then the service restarted; nothing removed.
+    let platform = line("platform");
+    assert_eq!(platform.outcome, Outcome::Refreshed, "{platform:#?}");
+    assert_eq!(platform.change_sets.len(), 1, "one update: {platform:?}");
+    let body = cfn
+        .get_template()
+        .stack_name("platform")
+        .send()
+        .await?
+        .template_body()
+        .unwrap_or_default()
+        .to_string();
+    let template: Value = serde_json::from_str(&body)?;
+    let db = &template["Resources"]["Database"]["Properties"];
+    assert_eq!(
+        db["MasterUserPassword"],
+        format!("{{{{resolve:secretsmanager:app/db:SecretString:password::{version}}}}}")
+    );
+    assert_eq!(
+        db["MasterUsername"], "{{resolve:secretsmanager:app/db:SecretString:username}}",
+        "a create-only property is never rewritten"
+    );
+    assert!(
+        template["Resources"]["PasswordParameter"]["Properties"]["Value"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("::{version}}}}}"))
+    );
+    let after = deployments(&clients, "platform").await?;
+    assert_eq!(after.0, before[1].0);
+    assert!(after.1.iter().all(|d| !before[1].1.contains(d)));
+    assert!(deleted_resources(&cfn, "platform").await?.is_empty());
+    let report = serde_json::to_string(&summary.report)?;
+
+    // The canary is nowhere in what the run wrote.
+    for entry in walk(&dir) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(
+            !text.contains(CANARY),
+            "{} holds the secret value",
+            entry.display()
+        );
+    }
+    assert!(!report.contains(CANARY));
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
