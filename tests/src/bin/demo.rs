@@ -61,6 +61,39 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
+    // A stack holding a database and its consumers, as teams run them: an RDS instance with
+    // both credentials from e2e/db (the username is create-only: reported, never rewritten;
+    // the password is pinned), an SSM parameter (pinned) and an ECS service taking the
+    // secret by ARN (restarted after the pin: a new deployment, nothing removed).
+    let db_arn = seeded.secrets.get("e2e/db").context("e2e/db not seeded")?;
+    let platform = json!({"Resources": {
+        "Database": {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "Properties": {
+            "Engine": "postgres", "DBInstanceClass": "db.t3.micro", "AllocatedStorage": "20",
+            "MasterUsername": "{{resolve:secretsmanager:e2e/db:SecretString:username}}",
+            "MasterUserPassword": "{{resolve:secretsmanager:e2e/db:SecretString:password}}"}},
+        "PasswordParameter": {"Type": "AWS::SSM::Parameter", "Properties": {
+            "Name": "/b01-platform/db-password", "Type": "String",
+            "Value": "{{resolve:secretsmanager:e2e/db:SecretString:password}}"}},
+        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "platform"}},
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Family": "orders",
+            "ContainerDefinitions": [{"Name": "orders", "Image": "orders:1", "Memory": 256,
+                "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": format!("{db_arn}:password::")}]}]}},
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {"Cluster": {"Ref": "Cluster"},
+            "ServiceName": "orders", "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 2}}
+    }});
+    clients
+        .cloudformation
+        .create_stack()
+        .stack_name("b01-platform")
+        .template_body(platform.to_string())
+        .send()
+        .await
+        .context("CreateStack b01-platform")?;
+    eprintln!(
+        "    {:<28} CREATE_COMPLETE (RDS + SSM parameter + ECS service on e2e/db)",
+        "b01-platform"
+    );
+
     step(&format!(
         "someone updates {} in the console",
         seeded.changed_secrets.join(", ")
