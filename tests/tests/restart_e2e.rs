@@ -212,6 +212,7 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
         .batches()
         .start("restarts", "cli", &secrets, StrategyChoice::Auto, plan)
         .await?;
+    let calls_before = clients.calls.snapshot();
     let summary = run_batch(
         &refresher,
         manifest,
@@ -219,6 +220,14 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
         &Arc::new(AtomicBool::new(false)),
     )
     .await?;
+    // The figures (not asserted): API calls of the batch (a restart, a failed restart, a
+    // pin then a restart), by operation.
+    for (operation, count) in clients.calls.snapshot() {
+        let before = calls_before.get(&operation).copied().unwrap_or(0);
+        if count > before && !operation.starts_with("s3:") {
+            eprintln!("restart batch calls: {operation} {}", count - before);
+        }
+    }
     let line = |name: &str| {
         summary
             .report
