@@ -474,6 +474,29 @@ pub fn substitute(text: &str, secrets: &BTreeMap<String, String>) -> anyhow::Res
     Ok(out)
 }
 
+/// The resources of an ECS service taking `secret_arn`'s `password` by ARN
+/// (`Secrets[].ValueFrom`), as most containers get secrets: a cluster `{name}-cluster`, a
+/// task definition and a service `{name}-svc` running it. `mode` is the value of the
+/// container's `MODE` variable: the launcher's marker `cascade-test:fail-deployment` there
+/// makes its deployments fail (the circuit breaker).
+pub fn ecs_service_resources(name: &str, secret_arn: &str, mode: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": format!("{name}-cluster")}},
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "Family": format!("{name}-task"),
+            "ContainerDefinitions": [{
+                "Name": "app", "Image": "public.ecr.aws/nginx/nginx:latest", "Memory": 128,
+                "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": format!("{secret_arn}:password::")}],
+                "Environment": [{"Name": "MODE", "Value": mode}]
+            }]
+        }},
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {
+            "Cluster": {"Ref": "Cluster"}, "ServiceName": format!("{name}-svc"),
+            "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 2
+        }}
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

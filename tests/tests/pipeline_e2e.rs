@@ -119,15 +119,9 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         create.send().await.unwrap();
     }
     // An ECS service taking prod/db by ARN: restarted through the state machine.
-    let orders = json!({"Resources": {
-        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "orders-cluster"}},
-        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Family": "orders-task",
-            "ContainerDefinitions": [{"Name": "app", "Image": "app:1", "Memory": 128,
-                "Secrets": [{"Name": "DB_PASSWORD",
-                    "ValueFrom": format!("{}:password::", db.arn().unwrap())}]}]}},
-        "Service": {"Type": "AWS::ECS::Service", "Properties": {"Cluster": {"Ref": "Cluster"},
-            "ServiceName": "orders-svc", "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 1}}
-    }});
+    let orders = json!({
+        "Resources": cascade_tests::fixtures::ecs_service_resources("orders", db.arn().unwrap(), "normal")
+    });
     cfn.create_stack()
         .stack_name("orders")
         .template_body(orders.to_string())

@@ -25,33 +25,16 @@ use cascade_aws::store::Store;
 use cascade_core::plan::{Action, Strategy, StrategyChoice};
 use cascade_core::report::{Outcome, Phase};
 use cascade_tests::LocalStack;
+use cascade_tests::fixtures::ecs_service_resources;
 use serde_json::{Value, json};
 
 const CANARY: &str = "canary-restart-7f3e9c1d";
 const FAIL_MARKER: &str = "cascade-test:fail-deployment";
 
-fn service(name: &str, secret_arn: &str, mode: &str) -> Value {
-    json!({
-        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": format!("{name}-cluster")}},
-        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
-            "Family": format!("{name}-task"),
-            "ContainerDefinitions": [{
-                "Name": "app", "Image": "public.ecr.aws/nginx/nginx:latest", "Memory": 128,
-                "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": format!("{secret_arn}:password::")}],
-                "Environment": [{"Name": "MODE", "Value": mode}]
-            }]
-        }},
-        "Service": {"Type": "AWS::ECS::Service", "Properties": {
-            "Cluster": {"Ref": "Cluster"}, "ServiceName": format!("{name}-svc"),
-            "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 2
-        }}
-    })
-}
-
 /// An RDS instance with both credentials from the secret, an SSM parameter holding the
 /// password, and an ECS service taking it by ARN.
 fn platform(name: &str, secret_arn: &str) -> Value {
-    let mut resources = service(name, secret_arn, "normal");
+    let mut resources = ecs_service_resources(name, secret_arn, "normal");
     let resources = resources.as_object_mut().unwrap();
     resources.insert(
         "Database".into(),
@@ -131,13 +114,13 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
     create(
         &cfn,
         "orders",
-        &json!({"Resources": service("orders", &arn, "normal")}),
+        &json!({"Resources": ecs_service_resources("orders", &arn, "normal")}),
     )
     .await?;
     create(
         &cfn,
         "billing",
-        &json!({"Resources": service("billing", &arn, FAIL_MARKER)}),
+        &json!({"Resources": ecs_service_resources("billing", &arn, FAIL_MARKER)}),
     )
     .await?;
     create(&cfn, "platform", &platform("platform", &arn)).await?;

@@ -6,27 +6,7 @@
 use cascade_aws::ecs::{ServiceRef, force_new_deployment, rollout};
 use cascade_core::refresh::Rollout;
 use cascade_tests::LocalStack;
-
-fn template(secret_arn: &str, name: &str, marker: &str) -> String {
-    serde_json::json!({
-        "Resources": {
-            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": format!("{name}-cluster")}},
-            "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
-                "Family": format!("{name}-task"),
-                "ContainerDefinitions": [{
-                    "Name": "app", "Image": "public.ecr.aws/nginx/nginx:latest", "Memory": 128,
-                    "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": format!("{secret_arn}:password::")}],
-                    "Environment": [{"Name": "MODE", "Value": marker}]
-                }]
-            }},
-            "Service": {"Type": "AWS::ECS::Service", "Properties": {
-                "Cluster": {"Ref": "Cluster"}, "ServiceName": format!("{name}-svc"),
-                "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 2
-            }}
-        }
-    })
-    .to_string()
-}
+use cascade_tests::fixtures::ecs_service_resources;
 
 /// Creates the stack; returns the service as its physical id names it.
 async fn service_of_stack(local: &LocalStack, name: &str, marker: &str) -> ServiceRef {
@@ -41,7 +21,10 @@ async fn service_of_stack(local: &LocalStack, name: &str, marker: &str) -> Servi
     let cfn = aws_sdk_cloudformation::Client::new(&config);
     cfn.create_stack()
         .stack_name(name)
-        .template_body(template(secret.arn().unwrap(), name, marker))
+        .template_body(
+            serde_json::json!({"Resources": ecs_service_resources(name, secret.arn().unwrap(), marker)})
+                .to_string(),
+        )
         .send()
         .await
         .unwrap();

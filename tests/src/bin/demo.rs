@@ -66,21 +66,22 @@ async fn main() -> anyhow::Result<()> {
     // the password is pinned), an SSM parameter (pinned) and an ECS service taking the
     // secret by ARN (restarted after the pin: a new deployment, nothing removed).
     let db_arn = seeded.secrets.get("e2e/db").context("e2e/db not seeded")?;
-    let platform = json!({"Resources": {
-        "Database": {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "Properties": {
+    let mut platform = cascade_tests::fixtures::ecs_service_resources("orders", db_arn, "normal");
+    let resources = platform.as_object_mut().context("resources")?;
+    resources.insert(
+        "Database".into(),
+        json!({"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot", "Properties": {
             "Engine": "postgres", "DBInstanceClass": "db.t3.micro", "AllocatedStorage": "20",
             "MasterUsername": "{{resolve:secretsmanager:e2e/db:SecretString:username}}",
-            "MasterUserPassword": "{{resolve:secretsmanager:e2e/db:SecretString:password}}"}},
-        "PasswordParameter": {"Type": "AWS::SSM::Parameter", "Properties": {
+            "MasterUserPassword": "{{resolve:secretsmanager:e2e/db:SecretString:password}}"}}),
+    );
+    resources.insert(
+        "PasswordParameter".into(),
+        json!({"Type": "AWS::SSM::Parameter", "Properties": {
             "Name": "/b01-platform/db-password", "Type": "String",
-            "Value": "{{resolve:secretsmanager:e2e/db:SecretString:password}}"}},
-        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "platform"}},
-        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Family": "orders",
-            "ContainerDefinitions": [{"Name": "orders", "Image": "orders:1", "Memory": 256,
-                "Secrets": [{"Name": "DB_PASSWORD", "ValueFrom": format!("{db_arn}:password::")}]}]}},
-        "Service": {"Type": "AWS::ECS::Service", "Properties": {"Cluster": {"Ref": "Cluster"},
-            "ServiceName": "orders", "TaskDefinition": {"Ref": "Task"}, "DesiredCount": 2}}
-    }});
+            "Value": "{{resolve:secretsmanager:e2e/db:SecretString:password}}"}}),
+    );
+    let platform = json!({ "Resources": platform });
     clients
         .cloudformation
         .create_stack()
