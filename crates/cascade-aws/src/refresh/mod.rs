@@ -441,29 +441,40 @@ impl Refresher {
             };
             let deployment = ecs::force_new_deployment(&self.clients, &service).await?;
             info!(stack = %state.stack_name, service = %logical_id, %deployment, "restarting");
-            state.restart_started(&logical_id, &deployment, Timestamp::now());
+            state.restart_started(
+                &logical_id,
+                (&service.cluster, &service.service),
+                &deployment,
+                Timestamp::now(),
+            );
             self.save_state(batch_id, state).await?;
         }
         Ok(())
     }
 
-    /// `poll-rollout`: one look at each restart's deployment; applies what it shows and
-    /// saves the state when it changed.
+    /// `poll-rollout`: one look at each restart's deployment (of the service the restart
+    /// saved); applies what it shows and saves the state.
     pub async fn poll_rollouts(
         &self,
         batch_id: &str,
         state: &mut StackState,
     ) -> Result<Settled, StepError> {
-        let services = self.stack_services(&state.stack_name).await?;
-        let rolling: Vec<(String, String)> = state
+        let rolling: Vec<(String, Option<ServiceRef>, String)> = state
             .restarts
             .iter()
             .filter(|r| !r.completed)
-            .filter_map(|r| Some((r.logical_id.clone(), r.deployment_id.clone()?)))
+            .filter_map(|r| {
+                let service = Some(ServiceRef {
+                    cluster: r.cluster.clone()?,
+                    service: r.service.clone()?,
+                })
+                .filter(|s| !s.service.is_empty());
+                Some((r.logical_id.clone(), service, r.deployment_id.clone()?))
+            })
             .collect();
         let mut settled = Settled::Waiting;
-        for (logical_id, deployment) in rolling {
-            let rollout = match services.service(&logical_id) {
+        for (logical_id, service, deployment) in rolling {
+            let rollout = match service {
                 Some(service) => ecs::rollout(&self.clients, &service, &deployment).await?,
                 None => cascade_core::refresh::Rollout::Gone,
             };

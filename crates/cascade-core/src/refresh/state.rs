@@ -63,6 +63,13 @@ pub struct StackState {
 pub struct ServiceRestart {
     /// The service's logical id.
     pub logical_id: String,
+    /// The cluster and service as ECS was asked to restart them (name or ARN), once the
+    /// deployment is started: the rollout is looked at with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// See `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     /// The deployment started, once it is.
     pub deployment_id: Option<String>,
     /// Whether that deployment completed.
@@ -162,6 +169,8 @@ fn restarts_of(plan: &StackPlan) -> Vec<ServiceRestart> {
         .filter(|a| a.action == Action::Restart)
         .map(|a| ServiceRestart {
             logical_id: a.logical_id.clone(),
+            cluster: None,
+            service: None,
             deployment_id: None,
             completed: false,
         })
@@ -337,14 +346,22 @@ impl StackState {
         self.update_issued_at = None;
     }
 
-    /// A new deployment of service `logical_id` was started at `at` (the longest wait for
-    /// the restarts runs from the first).
-    pub fn restart_started(&mut self, logical_id: &str, deployment_id: &str, at: Timestamp) {
+    /// A new deployment of service `logical_id` (ECS's `cluster` and `service`) was
+    /// started at `at` (the longest wait for the restarts runs from the first).
+    pub fn restart_started(
+        &mut self,
+        logical_id: &str,
+        (cluster, service): (&str, &str),
+        deployment_id: &str,
+        at: Timestamp,
+    ) {
         if let Some(restart) = self
             .restarts
             .iter_mut()
             .find(|r| r.logical_id == logical_id)
         {
+            restart.cluster = Some(cluster.to_string());
+            restart.service = Some(service.to_string());
             restart.deployment_id = Some(deployment_id.to_string());
         }
         self.update_issued_at.get_or_insert(at);
@@ -635,6 +652,8 @@ mod tests {
                 .iter()
                 .map(|id| ServiceRestart {
                     logical_id: id.to_string(),
+                    cluster: None,
+                    service: None,
                     deployment_id: None,
                     completed: false,
                 })
@@ -655,9 +674,9 @@ mod tests {
             "the pin is in: restarts come next, the stack is not refreshed yet"
         );
         assert_eq!((s.phase, s.next_step()), (Phase::Restart, Step::Restart));
-        s.restart_started("Api", "ecs-svc/1", t);
+        s.restart_started("Api", ("c", "api"), "ecs-svc/1", t);
         assert_eq!(s.next_step(), Step::Restart, "Worker is not restarted yet");
-        s.restart_started("Worker", "ecs-svc/2", t);
+        s.restart_started("Worker", ("c", "worker"), "ecs-svc/2", t);
         assert_eq!(s.next_step(), Step::PollRollout);
         assert_eq!(
             s.rollout_observed("Api", &Rollout::Completed, t, max),
@@ -681,7 +700,7 @@ mod tests {
         let mut s = with_restarts(Strategy::Restart, &["Api"]);
         s.restarts_next();
         assert_eq!(s.next_step(), Step::Restart);
-        s.restart_started("Api", "ecs-svc/1", t);
+        s.restart_started("Api", ("c", "api"), "ecs-svc/1", t);
         let failed =
             Rollout::Failed("ECS deployment circuit breaker: tasks failed to start.".into());
         assert_eq!(
@@ -696,7 +715,7 @@ mod tests {
         );
         let mut s = with_restarts(Strategy::Pin, &["Api"]);
         s.restarts_next();
-        s.restart_started("Api", "ecs-svc/1", t);
+        s.restart_started("Api", ("c", "api"), "ecs-svc/1", t);
         assert_eq!(
             s.rollout_observed("Api", &Rollout::InProgress, at("2026-11-26T00:00:59Z"), max),
             Settled::Waiting
