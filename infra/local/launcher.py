@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Secret Cascade's local AWS backend: moto_server plus seven patches (moto 5.2.5).
+"""Secret Cascade's local AWS backend: moto_server plus eight patches (moto 5.2.5).
 
 Usage (same command line as ``moto_server``; every argument is passed on to it)::
 
@@ -40,6 +40,12 @@ What it adds to plain moto (see shared notes "moto.md" for why each is needed):
     Executing an UPDATE change set does what UpdateStack does (moto only
     applies the resources): outputs recomputed, parameters, role and tags
     taken from the change set, "User Initiated" event. Patch (d) wraps it.
+(h) Resource events of an update -- ``patch_cfn_update_resource_events``
+    An update records an event pair per resource, as CloudFormation does:
+    CREATE_IN_PROGRESS/CREATE_COMPLETE for each added, UPDATE_IN_PROGRESS/
+    UPDATE_COMPLETE for each modified, then UPDATE_COMPLETE_CLEANUP_IN_PROGRESS
+    and DELETE_IN_PROGRESS/DELETE_COMPLETE for each removed (moto 5.2.5 records
+    stack-level events only), so a test can read what an update deleted.
 
 Also: ASL execution (``execute_state_machine``) is on from the start, MOTO_PORT
 is exported (moto's Step Functions engine calls back into this server through
@@ -909,6 +915,85 @@ def patch_ecs_deployment_rollout() -> None:
     EC2ContainerServiceBackend.describe_services = describe_services
 
 
+# --------------------------------------------------------------------------- (h) resource events
+
+
+def _resource_event(stack: Any, logical_id: str, physical_id: str, resource_type: str, status: str):
+    from moto.cloudformation.models import Event
+
+    return Event(
+        stack_id=stack.stack_id,
+        stack_name=stack.name,
+        logical_resource_id=logical_id,
+        physical_resource_id=physical_id or "",
+        resource_type=resource_type,
+        resource_status=status,
+        resource_status_reason=None,
+        resource_properties=None,
+    )
+
+
+def patch_cfn_update_resource_events() -> None:
+    """(h) Record the per-resource events of a stack update.
+
+    moto 5.2.5's ``Stack.update`` records only the stack's UPDATE_IN_PROGRESS
+    and UPDATE_COMPLETE. In AWS every resource the update adds, modifies or
+    removes has its own events, in this order: creates and updates, then the
+    stack's UPDATE_COMPLETE_CLEANUP_IN_PROGRESS, then the deletions, then the
+    stack's UPDATE_COMPLETE. This wraps ``Stack.update`` (UpdateStack, and
+    change set execution through (g)) and inserts those events before the
+    stack's UPDATE_COMPLETE, from moto's own diff of the old and new resources.
+    Applied before (d), so a simulated failure records (d)'s events only.
+    """
+    from moto.cloudformation.models import Stack
+
+    original_update = Stack.update
+    require_signature(original_update, ["self", "template", "role_arn", "parameters", "tags"])
+
+    def update(self, template, role_arn=None, parameters=None, tags=None):
+        resource_map = self.resource_map
+        old_types = {lid: (body or {}).get("Type", "") for lid, body in resource_map._resource_json_map.items()}
+        old_physical = {
+            lid: getattr(resource, "physical_resource_id", None) or ""
+            for lid, resource in resource_map._parsed_resources.items()
+            if lid in old_types
+        }
+        try:
+            new_template = self.parse_template(template)
+            diff = resource_map.build_resource_diff(new_template, parameters)
+            new_types = {lid: (body or {}).get("Type", "") for lid, body in (new_template.get("Resources") or {}).items()}
+        except Exception:  # moto's own update reports what is wrong with the template
+            diff, new_types = {"Add": [], "Modify": [], "Remove": []}, {}
+        result = original_update(self, template, role_arn=role_arn, parameters=parameters, tags=tags)
+        events = []
+
+        def physical(lid: str) -> str:
+            resource = self.resource_map._parsed_resources.get(lid)
+            return getattr(resource, "physical_resource_id", None) or ""
+
+        for lid in diff["Add"]:
+            for status in ("CREATE_IN_PROGRESS", "CREATE_COMPLETE"):
+                events.append(_resource_event(self, lid, physical(lid), new_types.get(lid, ""), status))
+        for lid in diff["Modify"]:
+            for status in ("UPDATE_IN_PROGRESS", "UPDATE_COMPLETE"):
+                events.append(_resource_event(self, lid, physical(lid), new_types.get(lid, ""), status))
+        if diff["Remove"]:
+            cleanup = _resource_event(
+                self, self.name, self.stack_id, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+            )
+            events.append(cleanup)
+        for lid in diff["Remove"]:
+            for status in ("DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+                events.append(_resource_event(self, lid, old_physical.get(lid, ""), old_types.get(lid, ""), status))
+        if events and self.events and self.events[-1].resource_status == "UPDATE_COMPLETE":
+            complete = self.events.pop()
+            self.events.extend(events)
+            self.events.append(complete)
+        return result
+
+    Stack.update = update
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -921,6 +1006,7 @@ def main(argv: list[str]) -> None:
     patch_sfn_mock_config()
     patch_cfn_readd_removed_resource()
     patch_cfn_execute_change_set_as_update()  # before (d), which wraps it
+    patch_cfn_update_resource_events()  # before (d): a simulated failure records (d)'s events only
     patch_cfn_simulated_update_failure()
     patch_cfn_change_set_replacement()
     patch_ecs_deployment_rollout()

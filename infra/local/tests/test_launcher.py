@@ -373,6 +373,54 @@ def test_cfn_removed_resource_can_be_added_again(endpoint):
     assert queue_names(sqs, name) == set()
 
 
+def resource_events(cfn, name: str) -> list[tuple[str, str]]:
+    """(logical id, status) of every event after the stack's latest UPDATE_IN_PROGRESS, oldest first."""
+    events = stack_events(cfn, name)
+    start = max(i for i, e in enumerate(events) if e["LogicalResourceId"] == name and e["ResourceStatus"] == "UPDATE_IN_PROGRESS")
+    return [(e["LogicalResourceId"], e["ResourceStatus"]) for e in events[start + 1 :]]
+
+
+def test_cfn_update_records_each_resources_events(endpoint):
+    cfn = client(endpoint, "cloudformation")
+    name = unique("events")
+    cfn.create_stack(StackName=name, TemplateBody=queues_template(name, "A", "B"))
+    b_id = next(
+        r["PhysicalResourceId"]
+        for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+        if r["LogicalResourceId"] == "QueueB"
+    )
+
+    # B removed, C added, A modified (a new attribute).
+    changed = json.loads(queues_template(name, "A", "C"))
+    changed["Resources"]["QueueA"]["Properties"]["DelaySeconds"] = 5
+    cfn.update_stack(StackName=name, TemplateBody=json.dumps(changed))
+    assert resource_events(cfn, name) == [
+        ("QueueC", "CREATE_IN_PROGRESS"),
+        ("QueueC", "CREATE_COMPLETE"),
+        ("QueueA", "UPDATE_IN_PROGRESS"),
+        ("QueueA", "UPDATE_COMPLETE"),
+        (name, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
+        ("QueueB", "DELETE_IN_PROGRESS"),
+        ("QueueB", "DELETE_COMPLETE"),
+        (name, "UPDATE_COMPLETE"),
+    ]
+    deleted = [e for e in stack_events(cfn, name) if e["ResourceStatus"] == "DELETE_COMPLETE"]
+    assert [(e["PhysicalResourceId"], e["ResourceType"]) for e in deleted] == [(b_id, "AWS::SQS::Queue")]
+
+    # Through a change set: the same events.
+    cfn.create_change_set(
+        StackName=name, ChangeSetName="readd-b", ChangeSetType="UPDATE", TemplateBody=queues_template(name, "A", "B", "C")
+    )
+    cfn.execute_change_set(StackName=name, ChangeSetName="readd-b")
+    assert resource_events(cfn, name) == [
+        ("QueueB", "CREATE_IN_PROGRESS"),
+        ("QueueB", "CREATE_COMPLETE"),
+        ("QueueA", "UPDATE_IN_PROGRESS"),
+        ("QueueA", "UPDATE_COMPLETE"),
+        (name, "UPDATE_COMPLETE"),
+    ]
+
+
 # --------------------------------------------------------------------------- (d) simulated failure
 
 
@@ -478,7 +526,7 @@ def test_cfn_change_set_execution_updates_outputs_and_parameters(endpoint):
     assert after["Tags"] == [{"Key": "team", "Value": "a"}]
     assert cfn.describe_change_set(ChangeSetName=cs["Id"])["ExecutionStatus"] == "EXECUTE_COMPLETE"
     assert queue_names(sqs, name) == {f"{name}-a"}
-    assert [e["ResourceStatusReason"] for e in stack_events(cfn, name) if e["ResourceStatus"] == "UPDATE_IN_PROGRESS"] == ["User Initiated"]
+    assert [e["ResourceStatusReason"] for e in stack_events(cfn, name) if e["ResourceStatus"] == "UPDATE_IN_PROGRESS" and e["LogicalResourceId"] == name] == ["User Initiated"]
     cfn.delete_stack(StackName=name)
 
 
