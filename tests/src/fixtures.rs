@@ -497,6 +497,49 @@ pub fn ecs_service_resources(name: &str, secret_arn: &str, mode: &str) -> serde_
     })
 }
 
+/// A stack whose resources need all three actions: an SSM parameter resolving
+/// `secret_name`'s password (pin), an IAM policy scoped to the secret through the
+/// parameter `DbSecretArn` (only recreate refreshes it), and the ECS service of
+/// [`ecs_service_resources`] taking it by ARN (restart). Create it with `DbSecretArn` set
+/// to `secret_arn` and CAPABILITY_NAMED_IAM.
+pub fn mixed_actions_template(
+    name: &str,
+    secret_name: &str,
+    secret_arn: &str,
+) -> serde_json::Value {
+    let mut resources = ecs_service_resources(name, secret_arn, "normal");
+    let map = resources.as_object_mut().expect("an object");
+    map.insert(
+        "PasswordParameter".into(),
+        serde_json::json!({"Type": "AWS::SSM::Parameter", "Properties": {
+            "Name": format!("/{name}/db-password"), "Type": "String",
+            "Value": format!("{{{{resolve:secretsmanager:{secret_name}:SecretString:password}}}}")
+        }}),
+    );
+    map.insert(
+        "TaskRole".into(),
+        serde_json::json!({"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": format!("{name}-task"),
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]}
+        }}),
+    );
+    map.insert(
+        "ReadSecretPolicy".into(),
+        serde_json::json!({"Type": "AWS::IAM::Policy", "Properties": {
+            "PolicyName": "read-db-secret", "Roles": [{"Ref": "TaskRole"}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                "Resource": {"Ref": "DbSecretArn"}}]}
+        }}),
+    );
+    serde_json::json!({
+        "Parameters": {"DbSecretArn": {"Type": "String"}},
+        "Resources": resources
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

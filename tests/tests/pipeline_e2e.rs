@@ -118,13 +118,22 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         }
         create.send().await.unwrap();
     }
-    // An ECS service taking prod/db by ARN: restarted through the state machine.
-    let orders = json!({
-        "Resources": cascade_tests::fixtures::ecs_service_resources("orders", db.arn().unwrap(), "normal")
-    });
+    // A stack needing all three actions through the state machine: an SSM parameter
+    // pinned and an IAM policy (scoped through a parameter) removed in one update, the
+    // policy restored with the pin kept, then the ECS service taking prod/db by ARN
+    // restarted.
+    let orders =
+        cascade_tests::fixtures::mixed_actions_template("orders", "prod/db", db.arn().unwrap());
     cfn.create_stack()
         .stack_name("orders")
         .template_body(orders.to_string())
+        .parameters(
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key("DbSecretArn")
+                .parameter_value(db.arn().unwrap())
+                .build(),
+        )
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityNamedIam)
         .send()
         .await
         .unwrap();
@@ -310,7 +319,8 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         report["totals"],
         json!({"refreshed": 3, "failed": 0, "skipped": 0, "degraded": 1})
     );
-    // The ECS service: restarted (a new deployment), its template untouched.
+    // The mixed stack: pinned and the policy removed, restored, then the service restarted
+    // (a new deployment); only the policy was deleted.
     let orders_line = report["stacks"]
         .as_array()
         .unwrap()
@@ -319,15 +329,52 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         .expect("orders in the report");
     assert_eq!(
         (&orders_line["outcome"], &orders_line["strategy"]),
-        (&json!("refreshed"), &json!("restart")),
+        (&json!("refreshed"), &json!("recreate")),
         "{orders_line:#}"
     );
+    assert_eq!(orders_line["change_sets"].as_array().map(Vec::len), Some(2));
     let orders_after = orders_deployments().await;
     assert!(
         orders_after.iter().all(|d| !orders_before.contains(d)),
         "a new deployment: {orders_after:?} after {orders_before:?}"
     );
-    assert_eq!(update_completes(cfn, "orders").await.unwrap(), 0);
+    assert_eq!(update_completes(cfn, "orders").await.unwrap(), 2);
+    let orders_now: Value = serde_json::from_str(
+        cfn.get_template()
+            .stack_name("orders")
+            .send()
+            .await
+            .unwrap()
+            .template_body()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        orders_now["Resources"]["PasswordParameter"]["Properties"]["Value"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("::{new_version}}}}}")),
+        "{orders_now:#}"
+    );
+    assert_eq!(
+        orders_now["Resources"]["ReadSecretPolicy"],
+        orders["Resources"]["ReadSecretPolicy"]
+    );
+    let deleted: std::collections::BTreeSet<String> = cfn
+        .describe_stack_events()
+        .stack_name("orders")
+        .send()
+        .await
+        .unwrap()
+        .stack_events()
+        .iter()
+        .filter(|e| {
+            e.resource_status()
+                .is_some_and(|s| s.as_str() == "DELETE_COMPLETE")
+        })
+        .filter_map(|e| e.logical_resource_id().map(str::to_string))
+        .collect();
+    assert_eq!(deleted, ["ReadSecretPolicy".to_string()].into());
     assert_eq!(report["stacks"][0]["stack_name"], "broken-restore");
     assert_eq!(report["stacks"][0]["outcome"], "degraded");
     assert!(

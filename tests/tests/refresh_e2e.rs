@@ -1385,7 +1385,7 @@ async fn a_change_set_that_would_replace_a_database_is_refused_and_deleted() -> 
                 closure: vec![],
                 outputs: vec![],
                 needs_placeholder: false,
-                actions: skipped.actions,
+                actions: vec![],
                 references: skipped.references,
                 template_digest: cascade_core::plan::template_digest(&read_template(
                     &template_before,
@@ -1465,6 +1465,19 @@ async fn a_change_set_that_would_replace_a_database_is_refused_and_deleted() -> 
     );
     let markdown = cascade_core::report::markdown::render_markdown(&summary.report);
     assert!(markdown.contains("replace Db"), "{markdown}");
+    // The structured refusal, and the Slack message naming the stack and the database.
+    assert!(
+        db.refused
+            .iter()
+            .any(|p| p.starts_with("replace Db (AWS::RDS::DBInstance, Replacement True)")),
+        "{db:#?}"
+    );
+    let slack = cascade_core::report::slack::slack_message(&summary.report, None).to_string();
+    assert!(
+        slack.contains("*Refused: `c1-rds`*")
+            && slack.contains("• replace Db (AWS::RDS::DBInstance, Replacement True)"),
+        "{slack}"
+    );
     Ok(())
 }
 

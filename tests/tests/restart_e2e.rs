@@ -6,7 +6,11 @@
 //!   reason, nothing removed;
 //! - a stack holding a database and its consumers (RDS with both credentials from the
 //!   secret, an SSM parameter, an ECS service): one pin update (the password, never the
-//!   create-only username), then the service restarted; nothing stateful removed.
+//!   create-only username), then the service restarted; nothing stateful removed;
+//! - a stack whose resources need all three actions (an SSM parameter pinned, an IAM
+//!   policy scoped through a parameter holding the secret's ARN recreated, an ECS service
+//!   restarted): one update pins the parameter and removes the policy, the restore adds it
+//!   back keeping the pin, then the service restarts; only the policy is deleted.
 //!
 //! The secret's value is a canary that must appear in no report or state.
 
@@ -25,7 +29,7 @@ use cascade_aws::store::Store;
 use cascade_core::plan::{Action, Strategy, StrategyChoice};
 use cascade_core::report::{Outcome, Phase};
 use cascade_tests::LocalStack;
-use cascade_tests::fixtures::ecs_service_resources;
+use cascade_tests::fixtures::{ecs_service_resources, mixed_actions_template};
 use serde_json::{Value, json};
 
 const CANARY: &str = "canary-restart-7f3e9c1d";
@@ -55,9 +59,29 @@ fn platform(name: &str, secret_arn: &str) -> Value {
 }
 
 async fn create(cfn: &CloudFormation, name: &str, template: &Value) -> anyhow::Result<()> {
+    create_with(cfn, name, template, &[]).await
+}
+
+async fn create_with(
+    cfn: &CloudFormation,
+    name: &str,
+    template: &Value,
+    parameters: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let parameters = parameters
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key(*k)
+                .parameter_value(*v)
+                .build()
+        })
+        .collect();
     cfn.create_stack()
         .stack_name(name)
         .template_body(template.to_string())
+        .set_parameters(Some(parameters))
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityNamedIam)
         .send()
         .await
         .with_context(|| format!("CreateStack {name}"))?;
@@ -124,6 +148,13 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
     )
     .await?;
     create(&cfn, "platform", &platform("platform", &arn)).await?;
+    create_with(
+        &cfn,
+        "ledger",
+        &mixed_actions_template("ledger", "app/db", &arn),
+        &[("DbSecretArn", &arn)],
+    )
+    .await?;
     let templates_before: Vec<String> = {
         let mut out = Vec::new();
         for name in ["orders", "billing"] {
@@ -135,6 +166,7 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
     let before = [
         deployments(&clients, "orders").await?,
         deployments(&clients, "platform").await?,
+        deployments(&clients, "ledger").await?,
     ];
 
     clients
@@ -158,6 +190,7 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
     assert_eq!(strategy_of("orders"), Some(Strategy::Restart), "{plan:#?}");
     assert_eq!(strategy_of("billing"), Some(Strategy::Restart));
     assert_eq!(strategy_of("platform"), Some(Strategy::Pin));
+    assert_eq!(strategy_of("ledger"), Some(Strategy::Recreate));
     let platform_plan = plan
         .stacks
         .iter()
@@ -298,6 +331,53 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
     assert_eq!(after.0, before[1].0);
     assert!(after.1.iter().all(|d| !before[1].1.contains(d)));
     assert!(deleted_resources(&cfn, "platform").await?.is_empty());
+
+    // Pin, recreate and restart in one stack: the removal update pinned the parameter and
+    // removed the policy, the restore added the policy back and kept the pin, then the
+    // service restarted. Only the policy was deleted; the service is the same one.
+    let ledger = line("ledger");
+    assert_eq!(
+        (ledger.outcome, ledger.phase),
+        (Outcome::Refreshed, Phase::Done),
+        "{ledger:#?}"
+    );
+    assert_eq!(
+        ledger.change_sets.len(),
+        2,
+        "removal and restore: {ledger:?}"
+    );
+    let body = cfn
+        .get_template()
+        .stack_name("ledger")
+        .send()
+        .await?
+        .template_body()
+        .unwrap_or_default()
+        .to_string();
+    let template: Value = serde_json::from_str(&body)?;
+    assert!(
+        template["Resources"]["PasswordParameter"]["Properties"]["Value"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("::{version}}}}}")),
+        "the restore keeps the pin: {template:#}"
+    );
+    assert_eq!(
+        template["Resources"]["ReadSecretPolicy"],
+        mixed_actions_template("ledger", "app/db", &arn)["Resources"]["ReadSecretPolicy"],
+        "the policy is back as it was"
+    );
+    assert_eq!(
+        template["Metadata"]["SecretCascade"]["Pins"][0]["Path"],
+        "Resources.PasswordParameter.Properties.Value"
+    );
+    let mut deleted = deleted_resources(&cfn, "ledger").await?;
+    deleted.sort();
+    deleted.dedup();
+    assert_eq!(deleted, ["ReadSecretPolicy"]);
+    let after = deployments(&clients, "ledger").await?;
+    assert_eq!(after.0, before[2].0, "the same service");
+    assert!(after.1.iter().all(|d| !before[2].1.contains(d)));
     let report = serde_json::to_string(&summary.report)?;
 
     // The canary is nowhere in what the run wrote.

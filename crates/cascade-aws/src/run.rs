@@ -192,13 +192,13 @@ async fn drive(
                 // The removal done: the resources are put back at once.
                 if refresher.settle(batch, state, observation).await? == Settled::RemovalDone {
                     refresher
-                        .finish(batch, &manifest.plan.stacks[index], state)
+                        .finish(manifest, &manifest.plan.stacks[index], state)
                         .await?;
                 }
             }
             Step::Finish => {
                 refresher
-                    .finish(batch, &manifest.plan.stacks[index], state)
+                    .finish(manifest, &manifest.plan.stacks[index], state)
                     .await?
             }
             Step::Restart => refresher.restart(batch, state).await?,

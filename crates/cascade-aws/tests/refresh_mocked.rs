@@ -388,7 +388,15 @@ async fn restore_with(
     let mut state = in_flight();
     state.update_issued_at = None;
     state.phase = Phase::Remove;
-    r.finish(batch, &plan, &mut state).await.unwrap();
+    let manifest = cascade_core::batch::BatchManifest::new(
+        batch,
+        "cli",
+        jiff::Timestamp::now(),
+        vec![],
+        cascade_core::plan::StrategyChoice::Auto,
+        cascade_core::plan::Plan::empty(vec![]),
+    );
+    r.finish(&manifest, &plan, &mut state).await.unwrap();
     let calls = [
         describe.num_calls(),
         create.num_calls(),

@@ -52,9 +52,9 @@ pub fn plan_table(plan: &Plan) -> String {
         out.push_str(&format!("\nTo refresh\n{table}\n"));
     }
     if !plan.skipped.is_empty() {
-        let mut table = new_table(["Stack", "Why skipped", "Actions planned"]);
+        let mut table = new_table(["Stack", "Why skipped"]);
         for s in &plan.skipped {
-            table.add_row([s.stack_name.clone(), s.reason.clone(), actions(&s.actions)]);
+            table.add_row([s.stack_name.clone(), s.reason.clone()]);
         }
         out.push_str(&format!("\nSkipped\n{table}\n"));
     }

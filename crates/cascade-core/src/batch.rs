@@ -261,7 +261,6 @@ mod tests {
                 stack_name: "d".into(),
                 stack_id: "id-d".into(),
                 code: SkipCode::OptedOut,
-                actions: Vec::new(),
                 reason: "opted out".into(),
                 references: vec![],
             }),

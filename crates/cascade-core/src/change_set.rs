@@ -113,8 +113,10 @@ pub struct Intent {
 
 impl Intent {
     /// What `step` of `plan` means to do: `recreate`'s removal removes only the closure
-    /// (and adds the placeholder when nothing would be left); `pin` modifies only the
-    /// plan's resources; the restore adds the closure back (and removes the placeholder).
+    /// (and adds the placeholder when nothing would be left) and modifies only the
+    /// resources it pins; `pin` modifies only the plan's resources; the restore adds the
+    /// closure back (and removes the placeholder), and may modify the pinned resources
+    /// (putting the original back unpins them).
     pub fn for_update(plan: &StackPlan, step: UpdateStep) -> Self {
         let ids = |ids: &[String]| ids.iter().cloned().collect::<BTreeSet<_>>();
         let placeholder = || {
@@ -131,11 +133,13 @@ impl Intent {
             UpdateStep::Remove => {
                 intent.may_remove = ids(&plan.closure);
                 intent.may_add = placeholder();
+                intent.may_modify = plan.pinned_resources();
             }
             UpdateStep::Pin => intent.may_modify = ids(&plan.resources),
             UpdateStep::Restore => {
                 intent.may_add = ids(&plan.closure);
                 intent.may_remove = placeholder();
+                intent.may_modify = plan.pinned_resources();
             }
         }
         intent
@@ -156,12 +160,18 @@ impl Verdict {
     pub fn refusal(&self) -> Option<String> {
         match self {
             Verdict::Execute => None,
-            Verdict::Refuse(problems) => Some(format!(
-                "CloudFormation's change set was refused and deleted, nothing changed: it would {}",
-                problems.join("; ")
-            )),
+            Verdict::Refuse(problems) => Some(refusal_reason(problems)),
         }
     }
+}
+
+/// Why a change set was refused, for people, from what it would have done (one entry per
+/// resource, as in [`Verdict::Refuse`]).
+pub fn refusal_reason(problems: &[String]) -> String {
+    format!(
+        "CloudFormation's change set was refused and deleted, nothing changed: it would {}",
+        problems.join("; ")
+    )
 }
 
 /// CloudFormation's verdict on an update: [`Verdict::Execute`] when every change is one
@@ -582,6 +592,44 @@ mod tests {
         let pin = Intent::for_update(&plan, UpdateStep::Pin);
         assert_eq!(pin.may_modify.iter().collect::<Vec<_>>(), ["Fn"]);
         assert!(pin.may_remove.is_empty() && pin.may_add.is_empty());
+    }
+
+    #[test]
+    fn a_mixed_removal_may_modify_only_what_it_pins() {
+        let plan: StackPlan = serde_json::from_value(json!({
+            "stack_name": "app", "stack_id": "id", "strategy": "recreate", "secrets": ["s"],
+            "resources": ["Fn", "Param", "Service"], "closure": ["Fn"], "outputs": [],
+            "needs_placeholder": false, "references": [], "template_digest": "d",
+            "actions": [
+                {"logical_id": "Fn", "resource_type": "AWS::Lambda::Function", "action": "recreate", "reason": ""},
+                {"logical_id": "Param", "resource_type": "AWS::SSM::Parameter", "action": "pin", "reason": ""},
+                {"logical_id": "Service", "resource_type": "AWS::ECS::Service", "action": "restart", "reason": ""}
+            ]
+        }))
+        .unwrap();
+        let removal = Intent::for_update(&plan, UpdateStep::Remove);
+        assert_eq!(removal.may_modify.iter().collect::<Vec<_>>(), ["Param"]);
+        assert_eq!(removal.may_remove.iter().collect::<Vec<_>>(), ["Fn"]);
+        let in_place = |id: &str| {
+            change(
+                id,
+                "AWS::SSM::Parameter",
+                Action::Modify,
+                Some(Replacement::False),
+            )
+        };
+        assert_eq!(
+            verdict(&removal, &json!({}), &[in_place("Param")]),
+            Verdict::Execute
+        );
+        // The service is restarted after the updates, never modified by them.
+        assert!(
+            refused(&verdict(&removal, &json!({}), &[in_place("Service")]))[0]
+                .starts_with("modify Service")
+        );
+        let restore = Intent::for_update(&plan, UpdateStep::Restore);
+        assert_eq!(restore.may_modify.iter().collect::<Vec<_>>(), ["Param"]);
+        assert_eq!(restore.may_add.iter().collect::<Vec<_>>(), ["Fn"]);
     }
 
     #[test]

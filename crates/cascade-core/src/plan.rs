@@ -29,7 +29,9 @@ pub const PLAN_SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
-    /// Remove the affected resources (and their dependants), then add them back.
+    /// Remove the affected resources (and their dependants), then add them back; the
+    /// resources the plan pins (`pin` actions) are pinned by the removal update and stay
+    /// pinned when the others are added back.
     Recreate,
     /// Rewrite each dynamic reference to name the new version id, in place.
     Pin,
@@ -113,8 +115,8 @@ pub enum SkipCode {
     StackPolicyUnreadable,
     /// No strategy can refresh it safely (the reason says why).
     Unsafe,
-    /// Its actions are planned (`actions`), but the refresh cannot carry them out yet:
-    /// restarting ECS services, or pinning and recreating in one stack.
+    /// Written by earlier versions, which could not pin and recreate in one stack (or
+    /// recreate and restart); no longer produced, still read from old batches.
     ActionNotYetSupported,
 }
 
@@ -140,8 +142,7 @@ pub struct StackPlan {
     pub needs_placeholder: bool,
     /// What happens to each resource with a reference or in the closure: `pin`,
     /// `restart`, `recreate` or `report`, with the reason. `strategy` says what the
-    /// template updates do; a stack mixing actions the refresh cannot carry out together
-    /// yet is skipped (`action-not-yet-supported`) with its actions.
+    /// template updates do.
     #[serde(default)]
     pub actions: Vec<ResourceAction>,
     /// Every reference found, refreshed or only reported.
@@ -151,6 +152,18 @@ pub struct StackPlan {
     /// Why this strategy, and anything else worth knowing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+impl StackPlan {
+    /// The resources whose dynamic references the plan pins (`pin` actions): the whole
+    /// update of a `pin` stack, and part of the removal update of a `recreate` one.
+    pub fn pinned_resources(&self) -> BTreeSet<String> {
+        self.actions
+            .iter()
+            .filter(|a| a.action == Action::Pin)
+            .map(|a| a.logical_id.clone())
+            .collect()
+    }
 }
 
 /// A stack that depends (or may depend) on a changed secret but is not refreshed.
@@ -166,9 +179,6 @@ pub struct SkippedStack {
     pub reason: String,
     /// The references found.
     pub references: Vec<Reference>,
-    /// For `action-not-yet-supported`: the actions planned, as in [`StackPlan::actions`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub actions: Vec<ResourceAction>,
 }
 
 /// The plan for a batch of changed secrets.
@@ -410,7 +420,6 @@ fn skipped_stack(
         code,
         reason,
         references,
-        actions: Vec::new(),
     }
 }
 
@@ -575,13 +584,7 @@ fn refresh_or_skip(
             references,
         );
     }
-    let Some(strategy) = carried_out_by(&kinds) else {
-        let reason = not_yet_supported(&acted.list, &kinds);
-        return StackOutcome::Skip(SkippedStack {
-            actions: acted.list,
-            ..skipped_stack(stack, SkipCode::ActionNotYetSupported, reason, references)
-        });
-    };
+    let strategy = carried_out_by(&kinds);
     let secrets: BTreeSet<String> = references
         .iter()
         .filter(|r| matches!(r.disposition, Disposition::Refresh | Disposition::Restart))
@@ -614,36 +617,16 @@ fn refresh_or_skip(
 
 /// The strategy that carries out these actions: pins alone (one update), pins then
 /// restarts (the services restarted once the pins are in), restarts alone (no update), or
-/// recreates alone (removal, then restore). Pins with recreates in one stack, and restarts
-/// after a recreate, wait for the refresh to carry them out.
-fn carried_out_by(kinds: &BTreeSet<Action>) -> Option<Strategy> {
-    match kinds.iter().copied().collect::<Vec<_>>().as_slice() {
-        [Action::Pin] | [Action::Pin, Action::Restart] => Some(Strategy::Pin),
-        [Action::Restart] => Some(Strategy::Restart),
-        [Action::Recreate] => Some(Strategy::Recreate),
-        _ => None,
-    }
-}
-
-/// Why a stack whose actions the refresh cannot carry out yet is skipped, naming them.
-fn not_yet_supported(list: &[ResourceAction], kinds: &BTreeSet<Action>) -> String {
-    let mut by_action: BTreeMap<Action, Vec<&str>> = BTreeMap::new();
-    for a in list.iter().filter(|a| a.action != Action::Report) {
-        by_action.entry(a.action).or_default().push(&a.logical_id);
-    }
-    let planned: Vec<String> = by_action
-        .iter()
-        .map(|(action, ids)| format!("{action} {}", ids.join(", ")))
-        .collect();
-    let why = if kinds.contains(&Action::Restart) {
-        "the refresh does not restart ECS services yet"
+/// any recreate (one update removing the closure and pinning the rest, then the restore,
+/// which keeps the pins, then the restarts).
+fn carried_out_by(kinds: &BTreeSet<Action>) -> Strategy {
+    if kinds.contains(&Action::Recreate) {
+        Strategy::Recreate
+    } else if kinds.contains(&Action::Pin) {
+        Strategy::Pin
     } else {
-        "the refresh does not pin and recreate in one stack yet"
-    };
-    format!(
-        "planned as {}, but {why}: skipped until it does",
-        planned.join("; ")
-    )
+        Strategy::Restart
+    }
 }
 
 /// The skip code and reason for a stack whose references are all only reported.

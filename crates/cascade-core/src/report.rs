@@ -152,6 +152,10 @@ pub struct StackReport {
     /// The ids (ARNs) of the change sets executed for the stack, oldest first.
     #[serde(default)]
     pub change_sets: Vec<String>,
+    /// When CloudFormation's change set for an update was refused (and deleted): what it
+    /// would have done that the plan does not mean, one entry per resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// Counts by outcome.

@@ -55,6 +55,7 @@ fn stack(name: &str, outcome: Outcome, phase: Phase, strategy: Option<Strategy>)
         finished_at: Some("2024-05-01T10:02:30.5+02:00".into()),
         restore_command: None,
         change_sets: vec![],
+        refused: vec![],
     }
 }
 
@@ -100,6 +101,15 @@ fn representative() -> Report {
     skipped.resources = vec![];
     skipped.started_at = None;
     skipped.finished_at = None;
+    let mut refused = stack(
+        "orders-db",
+        Outcome::Skipped,
+        Phase::Begin,
+        Some(Strategy::Pin),
+    );
+    refused.refused =
+        vec!["replace Db (AWS::RDS::DBInstance, Replacement True): Db holds state".into()];
+    refused.reason = Some(cascade_core::change_set::refusal_reason(&refused.refused));
     let mut report = Report {
         schema_version: REPORT_SCHEMA_VERSION,
         batch_id: "b-20240501-0a1b2c".into(),
@@ -124,6 +134,7 @@ fn representative() -> Report {
         stacks: vec![
             stack("web", Outcome::Refreshed, Phase::Done, Some(Strategy::Pin)),
             skipped,
+            refused,
             failed,
             pin_failed,
             begin_failed,

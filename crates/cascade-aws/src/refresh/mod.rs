@@ -339,16 +339,44 @@ impl Refresher {
         Ok(settled)
     }
 
-    /// `finish`: updates the stack back to its saved original template and parameters,
-    /// byte for byte what was there (after recreate's removal, or before a degraded stack
-    /// is retried). The change set may only add `plan`'s closure back.
+    /// `finish`: updates the stack back to its saved original template and parameters:
+    /// after recreate's removal, byte for byte what was there, or, when the plan pins
+    /// resources too, the original with those pins (the removal made them; the restore
+    /// keeps them); before a degraded stack is retried, the original as it was. The change
+    /// set may only add `plan`'s closure back (and modify what it pins).
     pub async fn finish(
         &self,
-        batch_id: &str,
+        manifest: &BatchManifest,
         plan: &StackPlan,
         state: &mut StackState,
     ) -> Result<(), StepError> {
+        let batch_id = manifest.batch_id.as_str();
         let saved = self.saved_original(batch_id, &state.stack_name).await?;
+        let pinned = if state.restore_before_retry || plan.pinned_resources().is_empty() {
+            None
+        } else {
+            let original =
+                read_template(&saved.template_body).map_err(|e| StepError::TemplateUnreadable {
+                    stack_name: saved.stack_name.clone(),
+                    reason: e.to_string(),
+                })?;
+            let parameters = saved
+                .parameters
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                .collect();
+            match with_pins(manifest, plan, parameters, &original) {
+                Ok(pinned) => Some(pinned),
+                Err(why) => {
+                    let reason = format!(
+                        "the resources were removed and the template that restores them with the pins could not be made: {why}"
+                    );
+                    return self
+                        .conclude(batch_id, state, Outcome::Degraded, reason)
+                        .await;
+                }
+            }
+        };
         let step = UpdateStep::Restore;
         let names = (
             client_request_token(batch_id, step, state.attempt),
@@ -356,7 +384,9 @@ impl Refresher {
         );
         let issued_at = Timestamp::now();
         let intent = Intent::for_update(plan, step);
-        let updated = self.put_back(batch_id, &saved, names, intent).await?;
+        let updated = self
+            .put_back(batch_id, &saved, pinned, names, intent)
+            .await?;
         updated.apply(state, step, issued_at);
         Ok(self.save_state(batch_id, state).await?)
     }
@@ -389,11 +419,21 @@ impl Refresher {
             step: Some(UpdateStep::Restore),
             ..Intent::default()
         });
-        match self.put_back(batch_id, &saved, names, intent).await?.answer {
-            UpdateAnswer::Rejected(message) | UpdateAnswer::Refused(message) => {
+        match self
+            .put_back(batch_id, &saved, None, names, intent)
+            .await?
+            .answer
+        {
+            UpdateAnswer::Rejected(message) => {
                 return Err(StepError::RestoreRejected {
                     stack_name: stack_name.to_string(),
                     message,
+                });
+            }
+            UpdateAnswer::Refused(problems) => {
+                return Err(StepError::RestoreRejected {
+                    stack_name: stack_name.to_string(),
+                    message: cascade_core::change_set::refusal_reason(&problems),
                 });
             }
             UpdateAnswer::Started | UpdateAnswer::NoChange => {}
@@ -609,38 +649,56 @@ impl StackServices {
 }
 
 /// The template of the first update and which update it is: the original without the
-/// closure (`recreate`), or with the references pinned (`pin`); else why it cannot be made.
+/// closure, with the other resources' references pinned when the plan pins any
+/// (`recreate`), or with the references pinned (`pin`); else why it cannot be made.
 fn first_update(
     manifest: &BatchManifest,
     plan: &StackPlan,
     current: &Stack,
     template: &Value,
 ) -> Result<(Value, UpdateStep), String> {
+    let parameters = current
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_string(),
+                p.parameter_value()?.to_string(),
+            ))
+        })
+        .collect();
     match plan.strategy {
         Strategy::Restart => Err("a restart makes no template update".into()),
-        Strategy::Recreate => Ok((removal_template(template, plan), UpdateStep::Remove)),
-        Strategy::Pin => {
-            let stack = StackInfo {
-                parameters: current
-                    .parameters()
-                    .iter()
-                    .filter_map(|p| {
-                        Some((
-                            p.parameter_key()?.to_string(),
-                            p.parameter_value()?.to_string(),
-                        ))
-                    })
-                    .collect(),
-                ..StackInfo::from_template(&plan.stack_name, &plan.stack_id, template.clone())
-            };
-            match pinned_template(&stack, plan, &manifest.secrets, &Default::default()) {
-                Ok((pinned, pins)) if !pins.is_empty() => Ok((pinned, UpdateStep::Pin)),
-                Ok(_) => {
-                    Err("no reference could be pinned (ids built from values unknown here)".into())
-                }
-                Err(e) => Err(e.to_string()),
-            }
+        Strategy::Recreate if plan.pinned_resources().is_empty() => {
+            Ok((removal_template(template, plan), UpdateStep::Remove))
         }
+        Strategy::Recreate => {
+            let pinned = with_pins(manifest, plan, parameters, template)?;
+            Ok((removal_template(&pinned, plan), UpdateStep::Remove))
+        }
+        Strategy::Pin => Ok((
+            with_pins(manifest, plan, parameters, template)?,
+            UpdateStep::Pin,
+        )),
+    }
+}
+
+/// `template` with the plan's references pinned to the batch's new versions, evaluated
+/// with the stack's `parameters`; an error when nothing could be pinned.
+fn with_pins(
+    manifest: &BatchManifest,
+    plan: &StackPlan,
+    parameters: std::collections::BTreeMap<String, String>,
+    template: &Value,
+) -> Result<Value, String> {
+    let stack = StackInfo {
+        parameters,
+        ..StackInfo::from_template(&plan.stack_name, &plan.stack_id, template.clone())
+    };
+    match pinned_template(&stack, plan, &manifest.secrets, &Default::default()) {
+        Ok((pinned, pins)) if !pins.is_empty() => Ok(pinned),
+        Ok(_) => Err("no reference could be pinned (ids built from values unknown here)".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -70,12 +70,14 @@ impl Updated {
 }
 
 impl Refresher {
-    /// Sends the saved original back; `names` are the request token and the change set
+    /// Sends the saved original back, with its template body, or `pinned` (the original
+    /// with the plan's pins) when given; `names` are the request token and the change set
     /// name.
     pub(super) async fn put_back(
         &self,
         batch_id: &str,
         saved: &SavedOriginal,
+        pinned: Option<Value>,
         (token, change_set_name): (String, String),
         intent: Intent,
     ) -> Result<Updated, StepError> {
@@ -102,7 +104,7 @@ impl Refresher {
             batch_id,
             stack_name: &saved.stack_name,
             step: UpdateStep::Restore,
-            body: saved.template_body.clone(),
+            body: pinned.map_or_else(|| saved.template_body.clone(), |t| t.to_string()),
             parameters,
             notification_arns: saved.notification_arns.clone(),
             tags: saved.tags.clone(),
@@ -160,10 +162,10 @@ impl Refresher {
                             Err(e) => UpdateAnswer::Rejected(e.to_string()),
                         }
                     }
-                    refused @ Verdict::Refuse(_) => {
-                        let reason = refused.refusal().unwrap_or_default();
+                    Verdict::Refuse(problems) => {
+                        let reason = cascade_core::change_set::refusal_reason(&problems);
                         warn!(stack, change_set = %id, %reason, "change set refused");
-                        UpdateAnswer::Refused(reason)
+                        UpdateAnswer::Refused(problems)
                     }
                 }
             }

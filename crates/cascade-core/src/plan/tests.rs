@@ -733,25 +733,43 @@ fn a_mixed_stack_gets_the_least_disruptive_action_per_resource() {
     assert_eq!(p.strategy, Strategy::Pin);
     assert_eq!(p.resources, ["Db", "Fn", "Param"]);
 
-    // A function that only recreate refreshes beside pinned resources: not yet together.
+    // A function that only recreate refreshes beside pinned resources: one update pins
+    // the database and the parameter and removes the function, the restore adds it back.
     t["Parameters"] = json!({"SecretName": {"Type": "String", "Default": "db"}});
     t["Resources"]["Fn"]["Properties"]["Environment"]["Variables"]["PASSWORD"] =
         json!({"Ref": "SecretName"});
-    let s = skipped(stack("mixed", t.clone()), &auto());
-    assert_eq!(s.code, SkipCode::ActionNotYetSupported);
+    let p = refreshed(stack("mixed", t.clone()), &auto());
+    assert_eq!(p.strategy, Strategy::Recreate);
     assert_eq!(
-        summary(&s.actions),
+        summary(&p.actions),
         [
             ("Db", Action::Pin),
             ("Fn", Action::Recreate),
             ("Param", Action::Pin)
         ]
     );
-    assert!(
-        s.reason
-            .contains("does not pin and recreate in one stack yet"),
-        "{}",
-        s.reason
+    assert_eq!(p.closure, ["Fn"]);
+    assert_eq!(
+        p.pinned_resources().into_iter().collect::<Vec<_>>(),
+        ["Db", "Param"]
+    );
+
+    // With the service back: pins and the removal, the restore, then the restart.
+    let mut t = mixed();
+    t["Parameters"] = json!({"SecretName": {"Type": "String", "Default": "db"}});
+    t["Resources"]["Fn"]["Properties"]["Environment"]["Variables"]["PASSWORD"] =
+        json!({"Ref": "SecretName"});
+    let p = refreshed(stack("mixed", t), &auto());
+    assert_eq!(p.strategy, Strategy::Recreate);
+    assert_eq!(p.closure, ["Fn"]);
+    assert_eq!(
+        summary(&p.actions),
+        [
+            ("Db", Action::Pin),
+            ("Fn", Action::Recreate),
+            ("Param", Action::Pin),
+            ("Service", Action::Restart)
+        ]
     );
 
     // Forced recreate: the database is in the way, whatever else could be done.
@@ -785,7 +803,7 @@ fn a_function_depending_on_a_recreated_resource_is_recreated_not_pinned() {
 }
 
 #[test]
-fn skipped_json_carries_the_planned_actions() {
+fn plan_json_carries_each_resources_action() {
     let plan = plan_account(&[stack("web", ecs_service())], &secrets(), &auto());
     let v = serde_json::to_value(&plan).unwrap();
     let s = &v["stacks"][0];
@@ -793,7 +811,7 @@ fn skipped_json_carries_the_planned_actions() {
     assert_eq!(s["actions"][0]["action"], "restart");
     assert_eq!(s["references"][0]["form"], "ecs-value-from");
     assert_eq!(s["references"][0]["disposition"], "restart");
-    // A pin and a recreate in one stack are not carried out yet: planned, then skipped.
+    // A pin and a recreate in one stack: planned as both, carried out by recreate.
     let both = json!({
         "Parameters": {"SecretArn": {"Type": "String", "Default": DB_ARN}},
         "Resources": {
@@ -804,8 +822,8 @@ fn skipped_json_carries_the_planned_actions() {
     });
     let plan = plan_account(&[stack("both", both)], &secrets(), &auto());
     let v = serde_json::to_value(&plan).unwrap();
-    let s = &v["skipped"][0];
-    assert_eq!(s["code"], "action-not-yet-supported", "{v:#}");
+    let s = &v["stacks"][0];
+    assert_eq!(s["strategy"], "recreate", "{v:#}");
     let actions: Vec<&str> = s["actions"]
         .as_array()
         .unwrap()
@@ -813,6 +831,7 @@ fn skipped_json_carries_the_planned_actions() {
         .map(|a| a["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["pin", "recreate"]);
+    assert_eq!(s["closure"], json!(["Topic"]));
     // Other skips have no actions.
     let plan = plan_account(
         &[stack("db", database(json!({"Ref": "SecretArn"})))],

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::caught::CaughtError;
+use crate::change_set::refusal_reason;
 use crate::plan::{Action, SkippedStack, StackPlan, Strategy};
 use crate::refresh::rollout::Rollout;
 use crate::refresh::status::{Look, UpdateProgress};
@@ -56,6 +57,10 @@ pub struct StackState {
     /// is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restarts: Vec<ServiceRestart>,
+    /// What the change set CloudFormation made for an update would have done that the
+    /// plan does not mean (one entry per resource), when it was refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// The restart of one ECS service: a new deployment, then its rollout.
@@ -158,8 +163,8 @@ pub enum UpdateAnswer {
     Rejected(String),
     /// CloudFormation's change set would do what the plan does not mean (replace a
     /// database, change a resource the plan did not name, ...): it was deleted unexecuted,
-    /// nothing changed. The reason names each offending resource.
-    Refused(String),
+    /// nothing changed. One entry per offending resource, naming it.
+    Refused(Vec<String>),
 }
 
 /// The services a plan restarts.
@@ -207,6 +212,7 @@ impl StackState {
             restore_before_retry: false,
             change_sets: Vec::new(),
             restarts: Vec::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -306,9 +312,11 @@ impl StackState {
             // A refused restore is degraded, not skipped: the removal before it succeeded,
             // so the stack is left without the closure's resources until someone puts the
             // original back (`cascade restore`); "skipped" would say nothing changed.
-            (UpdateStep::Restore, UpdateAnswer::Refused(reason)) => {
+            (UpdateStep::Restore, UpdateAnswer::Refused(problems)) => {
                 self.phase = Phase::Restore;
                 self.update_issued_at = None;
+                let reason = refusal_reason(&problems);
+                self.refused = problems;
                 self.conclude(
                     Outcome::Degraded,
                     Some(format!(
@@ -318,7 +326,9 @@ impl StackState {
                 );
             }
             // Refused before anything changed: the stack is as it was, with the old value.
-            (UpdateStep::Remove | UpdateStep::Pin, UpdateAnswer::Refused(reason)) => {
+            (UpdateStep::Remove | UpdateStep::Pin, UpdateAnswer::Refused(problems)) => {
+                let reason = refusal_reason(&problems);
+                self.refused = problems;
                 self.conclude(Outcome::Skipped, Some(reason), at)
             }
             (UpdateStep::Remove | UpdateStep::Pin, UpdateAnswer::Rejected(message)) => self
@@ -546,6 +556,7 @@ impl StackState {
         self.outcome = None;
         self.reason = None;
         self.failed_resources.clear();
+        self.refused.clear();
         self.finished_at = None;
         self.update_issued_at = None;
         self.attempt += 1;
@@ -585,6 +596,7 @@ impl StackState {
             finished_at: self.finished_at.clone(),
             restore_command: restore_command.filter(|_| outcome == Outcome::Degraded),
             change_sets: self.change_sets.clone(),
+            refused: self.refused.clone(),
         }
     }
 
@@ -776,15 +788,23 @@ mod tests {
         let t = at("2026-11-26T00:00:00Z");
         for step in [UpdateStep::Remove, UpdateStep::Pin] {
             let mut s = state(Phase::Begin);
-            s.update_answered(step, UpdateAnswer::Refused("it would replace Db".into()), t);
+            let problems = vec!["replace Db (AWS::RDS::DBInstance, Replacement True)".to_string()];
+            s.update_answered(step, UpdateAnswer::Refused(problems.clone()), t);
             assert_eq!((s.outcome, s.phase), (Some(Outcome::Skipped), Phase::Begin));
-            assert_eq!(s.reason.as_deref(), Some("it would replace Db"));
+            assert_eq!(
+                s.reason.as_deref(),
+                Some(
+                    "CloudFormation's change set was refused and deleted, nothing changed: it would replace Db (AWS::RDS::DBInstance, Replacement True)"
+                )
+            );
+            assert_eq!(s.refused, problems);
+            assert_eq!(s.to_report("b", None).refused, problems);
             assert_eq!(s.next_step(), Step::Done);
         }
         let mut s = state(Phase::Remove);
         s.update_answered(
             UpdateStep::Restore,
-            UpdateAnswer::Refused("it would add X".into()),
+            UpdateAnswer::Refused(vec!["add X (AWS::SNS::Topic)".into()]),
             t,
         );
         assert_eq!(
@@ -795,7 +815,7 @@ mod tests {
             s.reason
                 .as_deref()
                 .unwrap()
-                .ends_with("was refused: it would add X")
+                .ends_with("nothing changed: it would add X (AWS::SNS::Topic)")
         );
         assert!(s.is_retryable());
     }

@@ -269,6 +269,7 @@ mod tests {
             finished_at: None,
             restore_command: None,
             change_sets: vec![],
+            refused: vec![],
         }
     }
 

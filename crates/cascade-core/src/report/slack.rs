@@ -1,5 +1,7 @@
 //! Slack Block Kit message of a report, for an incoming webhook: the totals, the secrets,
-//! where the full report is, then the stacks that need attention (degraded first).
+//! where the full report is, then the stacks that need attention: degraded, failed, then
+//! those whose change set CloudFormation's verdict refused (untouched, still on the old
+//! value, each named with what the change set would have done).
 //!
 //! The message always stays inside Slack's limits: stacks that do not fit in
 //! [`MAX_BLOCKS`] are summed up in a last block, and long texts are cut with "…".
@@ -38,7 +40,7 @@ pub fn slack_message(report: &Report, report_location: Option<&str>) -> Value {
     let attention: Vec<&StackReport> = report
         .stacks
         .iter()
-        .filter(|s| matches!(s.outcome, Outcome::Degraded | Outcome::Failed))
+        .filter(|s| needs_attention(s))
         .collect();
     let room = MAX_BLOCKS - blocks.len();
     let shown = if attention.len() <= room {
@@ -49,7 +51,7 @@ pub fn slack_message(report: &Report, report_location: Option<&str>) -> Value {
     blocks.extend(attention[..shown].iter().map(|s| stack_section(s)));
     if shown < attention.len() {
         blocks.push(section(format!(
-            "… and {} more failed/degraded stacks: see the report",
+            "… and {} more stacks that need attention: see the report",
             attention.len() - shown
         )));
     }
@@ -59,11 +61,23 @@ pub fn slack_message(report: &Report, report_location: Option<&str>) -> Value {
     })
 }
 
+/// Degraded and failed stacks, and stacks left on the old value because their change set
+/// was refused.
+fn needs_attention(stack: &StackReport) -> bool {
+    match stack.outcome {
+        Outcome::Degraded | Outcome::Failed => true,
+        Outcome::Skipped => !stack.refused.is_empty(),
+        Outcome::Refreshed => false,
+    }
+}
+
 fn header(report: &Report) -> Value {
     let icon = if report.totals.degraded > 0 {
         ":rotating_light:"
     } else if report.totals.failed > 0 {
         ":x:"
+    } else if report.stacks.iter().any(needs_attention) {
+        ":warning:"
     } else {
         ":white_check_mark:"
     };
@@ -109,7 +123,20 @@ fn stack_section(stack: &StackReport) -> Value {
         clip(&escape(r), MAX_REASON_CHARS)
     });
     let mut lines = Vec::new();
-    let what = if stack.outcome == Outcome::Degraded {
+    let what = if stack.outcome == Outcome::Skipped {
+        lines.push(format!(
+            ":no_entry: *Refused: `{name}`* (phase {phase}{strategy}): CloudFormation's change \
+             set would have done what the plan does not mean, so it was deleted unexecuted; \
+             the stack is untouched and still uses the old value"
+        ));
+        lines.extend(
+            stack
+                .refused
+                .iter()
+                .map(|p| format!("• {}", clip(&escape(p), MAX_RESOURCE_REASON_CHARS))),
+        );
+        "refused changes"
+    } else if stack.outcome == Outcome::Degraded {
         lines.push(format!(
             ":rotating_light: *Degraded: `{name}`* (phase {phase}{strategy}): resources were \
              removed and could not be put back"
@@ -175,6 +202,13 @@ fn fallback_text(report: &Report, attention: &[&StackReport], location: Option<&
     let failed = names(Outcome::Failed);
     if !failed.is_empty() {
         text.push_str(&format!(" Failed: {}.", failed.join(", ")));
+    }
+    let refused = names(Outcome::Skipped);
+    if !refused.is_empty() {
+        text.push_str(&format!(
+            " Change set refused, left on the old value: {}.",
+            refused.join(", ")
+        ));
     }
     if let Some(location) = location {
         text.push_str(&format!(" Report: {}", escape(location)));
@@ -267,6 +301,7 @@ mod tests {
             finished_at: None,
             restore_command: None,
             change_sets: vec![],
+            refused: vec![],
         }
     }
 
@@ -368,6 +403,47 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_change_set_is_shown_with_each_resource_it_would_have_changed() {
+        let mut refused = stack("orders-db", Outcome::Skipped);
+        refused.strategy = Some(Strategy::Pin);
+        refused.phase = Phase::Begin;
+        refused.refused = vec![
+            "replace Db (AWS::RDS::DBInstance, Replacement True): Db (AWS::RDS::DBInstance) holds state".into(),
+            "modify Role (AWS::IAM::Role), which the plan did not name <drift>".into(),
+        ];
+        refused.reason = Some(crate::change_set::refusal_reason(&refused.refused));
+        // Skipped at planning: not in the message.
+        let mut planned_out = stack("legacy", Outcome::Skipped);
+        planned_out.reason = Some("stack opts out by tag".into());
+        let message = slack_message(
+            &report(vec![stack("web", Outcome::Refreshed), planned_out, refused]),
+            None,
+        );
+        let blocks = blocks(&message);
+        assert_eq!(blocks.len(), 4, "{message:#}");
+        assert_eq!(
+            blocks[0]["text"]["text"],
+            ":warning: Secret Cascade: 1 refreshed, 2 skipped"
+        );
+        assert_eq!(
+            blocks[3]["text"]["text"],
+            ":no_entry: *Refused: `orders-db`* (phase begin, strategy pin): CloudFormation's \
+             change set would have done what the plan does not mean, so it was deleted \
+             unexecuted; the stack is untouched and still uses the old value\n\
+             • replace Db (AWS::RDS::DBInstance, Replacement True): Db (AWS::RDS::DBInstance) holds state\n\
+             • modify Role (AWS::IAM::Role), which the plan did not name &lt;drift&gt;"
+        );
+        assert!(
+            message["text"]
+                .as_str()
+                .unwrap()
+                .ends_with("Change set refused, left on the old value: orders-db."),
+            "{}",
+            message["text"]
+        );
+    }
+
+    #[test]
     fn all_refreshed_has_no_stack_blocks() {
         let message = slack_message(&report(vec![stack("web", Outcome::Refreshed)]), None);
         let blocks = blocks(&message);
@@ -427,7 +503,10 @@ mod tests {
         }
         // 3 fixed blocks, 46 stacks, 1 summary block.
         let last = blocks.last().unwrap()["text"]["text"].as_str().unwrap();
-        assert_eq!(last, "… and 74 more failed/degraded stacks: see the report");
+        assert_eq!(
+            last,
+            "… and 74 more stacks that need attention: see the report"
+        );
         let shown = blocks
             .iter()
             .filter(|b| {

@@ -125,7 +125,7 @@ pub async fn handle(
             let observation = state.observe(look, Timestamp::now(), context.config.max_wait);
             refresher.settle(batch, &mut state, observation).await?;
         }
-        (Action::Finish, Step::Finish) => refresher.finish(batch, &plan, &mut state).await?,
+        (Action::Finish, Step::Finish) => refresher.finish(&manifest, &plan, &mut state).await?,
         (Action::Restart, Step::Restart) => refresher.restart(batch, &mut state).await?,
         (Action::PollRollout, Step::PollRollout) => {
             refresher.poll_rollouts(batch, &mut state).await?;
