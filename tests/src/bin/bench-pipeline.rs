@@ -5,8 +5,10 @@
 //!    create (it drops the iterations' events). So the real definition is also deployed
 //!    with only its map's `ProcessorConfig` switched to `{"Mode": "INLINE"}` (same states),
 //!    and both run end to end with the real handlers (local Lambda server) against seeded
-//!    stacks: N recreate stacks and M pin stacks depending on a secret that changed, started
-//!    with the input the gatekeeper writes. Per-stack costs come from the INLINE histories
+//!    stacks: N recreate stacks, M pin stacks, K restart stacks (an ECS service taking the
+//!    secret by ARN) and L mixed stacks (pin and recreate in one update, the restore, then
+//!    the restart) depending on a secret that changed, started with the input the
+//!    gatekeeper writes. Per-stack costs come from the INLINE histories
 //!    (differences between runs with different N and M, cross-checked per iteration); the
 //!    parent's fixed overhead from the DISTRIBUTED runs.
 //! 2. Payload sizes at 1,000 stacks (names of 40 characters), computed from the real serde
@@ -31,6 +33,7 @@ use cascade_core::plan::StrategyChoice;
 use cascade_lambda::handlers::discover::DiscoverResult;
 use cascade_lambda::handlers::refresh::{Next, StepResult};
 use cascade_tests::deploy::{DeployOptions, local_name};
+use cascade_tests::fixtures::{ecs_service_resources, mixed_actions_template};
 use cascade_tests::pipeline::LocalPipeline;
 use cascade_tests::{ACCOUNT, REGION};
 use serde_json::{Value, json};
@@ -44,7 +47,8 @@ const MAX_WAIT_SECONDS: usize = cascade_core::defaults::MAX_WAIT_SECONDS as usiz
 /// PollSeconds of template.yaml: its minimum and its default.
 const POLL_SECONDS: [usize; 2] = [5, 30];
 
-/// A stack that auto refreshes by recreating (App Runner service: removed, then restored).
+/// A stack refreshed by recreating (App Runner service: removed, then restored); tagged
+/// `cascade:strategy=recreate`, since `auto` would pin its dynamic reference.
 const RECREATE_TEMPLATE: &str = "Resources:
   Handle:
     Type: AWS::CloudFormation::WaitConditionHandle
@@ -112,17 +116,57 @@ async fn main() -> anyhow::Result<()> {
 
     // ------------------------------------------------------------------ measured runs
     let bench = Bench { clients, sfn: &sfn };
-    let inline_a = bench.run("A", &inline_arn, 1, 0).await?;
-    let inline_b = bench.run("B", &inline_arn, 3, 0).await?;
-    let inline_c = bench.run("C", &inline_arn, 1, 2).await?;
-    let distributed_d = bench.run("D", &deployment.state_machine_arn, 1, 0).await?;
-    let distributed_e = bench.run("E", &deployment.state_machine_arn, 3, 2).await?;
+    let inline_a = bench.run("A", &inline_arn, Mix::recreate(1)).await?;
+    let inline_b = bench.run("B", &inline_arn, Mix::recreate(3)).await?;
+    let inline_c = bench
+        .run(
+            "C",
+            &inline_arn,
+            Mix {
+                pin: 2,
+                ..Mix::recreate(1)
+            },
+        )
+        .await?;
+    let distributed_d = bench
+        .run("D", &deployment.state_machine_arn, Mix::recreate(1))
+        .await?;
+    let distributed_e = bench
+        .run(
+            "E",
+            &deployment.state_machine_arn,
+            Mix {
+                pin: 2,
+                ..Mix::recreate(3)
+            },
+        )
+        .await?;
+    let inline_f = bench
+        .run(
+            "F",
+            &inline_arn,
+            Mix {
+                restart: 2,
+                ..Mix::recreate(1)
+            },
+        )
+        .await?;
+    let inline_g = bench
+        .run(
+            "G",
+            &inline_arn,
+            Mix {
+                mixed: 2,
+                ..Mix::recreate(1)
+            },
+        )
+        .await?;
 
     println!();
     println!("measured runs (real handlers, moto; every update completes at the first look)");
     println!(
-        "  {:<3} {:<12} {:>8} {:>5} {:>7} {:>12} {:>7}",
-        "run", "map mode", "recreate", "pin", "events", "transitions", "wall s"
+        "  {:<3} {:<12} {:>8} {:>5} {:>7} {:>5} {:>7} {:>12} {:>7}",
+        "run", "map mode", "recreate", "pin", "restart", "mixed", "events", "transitions", "wall s"
     );
     for (run, mode) in [
         (&inline_a, "INLINE"),
@@ -130,13 +174,17 @@ async fn main() -> anyhow::Result<()> {
         (&inline_c, "INLINE"),
         (&distributed_d, "DISTRIBUTED"),
         (&distributed_e, "DISTRIBUTED"),
+        (&inline_f, "INLINE"),
+        (&inline_g, "INLINE"),
     ] {
         println!(
-            "  {:<3} {:<12} {:>8} {:>5} {:>7} {:>12} {:>7.1}",
+            "  {:<3} {:<12} {:>8} {:>5} {:>7} {:>5} {:>7} {:>12} {:>7.1}",
             run.label,
             mode,
-            run.recreate,
-            run.pin,
+            run.mix.recreate,
+            run.mix.pin,
+            run.mix.restart,
+            run.mix.mixed,
             run.events.len(),
             run.transitions(),
             run.took.as_secs_f64()
@@ -147,19 +195,31 @@ async fn main() -> anyhow::Result<()> {
     let per_recreate_transitions = (inline_b.transitions() - inline_a.transitions()) / 2;
     let per_pin_events = (inline_c.events.len() - inline_a.events.len()) / 2;
     let per_pin_transitions = (inline_c.transitions() - inline_a.transitions()) / 2;
+    let per_restart_events = (inline_f.events.len() - inline_a.events.len()) / 2;
+    let per_restart_transitions = (inline_f.transitions() - inline_a.transitions()) / 2;
+    let per_mixed_events = (inline_g.events.len() - inline_a.events.len()) / 2;
+    let per_mixed_transitions = (inline_g.transitions() - inline_a.transitions()) / 2;
     let inline_overhead_events = inline_a.events.len() - per_recreate_events;
     let inline_overhead_transitions = inline_a.transitions() - per_recreate_transitions;
     let parent_events = distributed_d.events.len();
     let parent_transitions = distributed_d.transitions();
 
     println!();
-    println!("per refreshed stack (INLINE histories: (B - A) / 2 and (C - A) / 2)");
+    println!(
+        "per refreshed stack (INLINE histories: (B - A) / 2, (C - A) / 2, (F - A) / 2, (G - A) / 2)"
+    );
     println!(
         "  recreate  {per_recreate_events:>3} events, {per_recreate_transitions:>2} state transitions"
     );
     println!("  pin       {per_pin_events:>3} events, {per_pin_transitions:>2} state transitions");
+    println!(
+        "  restart   {per_restart_events:>3} events, {per_restart_transitions:>2} state transitions"
+    );
+    println!(
+        "  mixed     {per_mixed_events:>3} events, {per_mixed_transitions:>2} state transitions (pin + removal, restore, restart)"
+    );
     println!("  cross-check, iteration by iteration (MapIterationStarted..Succeeded):");
-    for run in [&inline_a, &inline_b, &inline_c] {
+    for run in [&inline_a, &inline_b, &inline_c, &inline_f, &inline_g] {
         for iteration in run.iterations() {
             println!(
                 "    run {} {:<28} {:>3} events, {:>2} transitions: {}",
@@ -189,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
     println!("    parent path: {}", distributed_e.entered().join(" > "));
 
     // Per-state costs, for looks beyond the first.
-    let costs = state_costs(&[&inline_a, &inline_b, &inline_c]);
+    let costs = state_costs(&[&inline_a, &inline_b, &inline_c, &inline_f, &inline_g]);
     println!("  events per state entry (INLINE runs):");
     for (state, (events, entries)) in &costs {
         println!(
@@ -220,8 +280,8 @@ async fn main() -> anyhow::Result<()> {
     // A child execution's history: ExecutionStarted/Succeeded instead of the iteration's
     // MapIterationStarted/Succeeded, the same states in between.
     println!(
-        "  child, recreate / pin         {:>7} / {} events",
-        per_recreate_events, per_pin_events
+        "  child, recreate / pin / restart / mixed {:>5} / {} / {} / {} events",
+        per_recreate_events, per_pin_events, per_restart_events, per_mixed_events
     );
     for poll in POLL_SECONDS {
         let looks = MAX_WAIT_SECONDS / poll;
@@ -257,10 +317,31 @@ struct Bench<'a> {
     sfn: &'a aws_sdk_sfn::Client,
 }
 
-struct Run {
-    label: String,
+/// How many stacks of each kind a run seeds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mix {
     recreate: usize,
     pin: usize,
+    restart: usize,
+    mixed: usize,
+}
+
+impl Mix {
+    fn recreate(recreate: usize) -> Self {
+        Mix {
+            recreate,
+            ..Mix::default()
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.recreate + self.pin + self.restart + self.mixed
+    }
+}
+
+struct Run {
+    label: String,
+    mix: Mix,
     events: Vec<HistoryEvent>,
     stacks: Vec<String>,
     took: Duration,
@@ -273,15 +354,9 @@ struct Iteration {
 }
 
 impl Bench<'_> {
-    /// Seeds `recreate` + `pin` stacks on a secret of their own, changes it, and runs one
+    /// Seeds the stacks of `mix` on a secret of their own, changes it, and runs one
     /// execution with the gatekeeper's input on `state_machine_arn`.
-    async fn run(
-        &self,
-        label: &str,
-        state_machine_arn: &str,
-        recreate: usize,
-        pin: usize,
-    ) -> anyhow::Result<Run> {
+    async fn run(&self, label: &str, state_machine_arn: &str, mix: Mix) -> anyhow::Result<Run> {
         let secret = format!("bench-{}/db", label.to_lowercase());
         let created = self
             .clients
@@ -291,18 +366,44 @@ impl Bench<'_> {
             .secret_string("{\"password\":\"first\"}")
             .send()
             .await?;
+        let arn = created.arn().unwrap_or_default().to_string();
         let mut names = Vec::new();
-        for (kind, count, template) in [
-            ("recreate", recreate, RECREATE_TEMPLATE),
-            ("pin", pin, PIN_TEMPLATE),
+        for (kind, count) in [
+            ("recreate", mix.recreate),
+            ("pin", mix.pin),
+            ("restart", mix.restart),
+            ("mixed", mix.mixed),
         ] {
             for i in 1..=count {
                 let name = format!("bench-{}-{kind}-{i}", label.to_lowercase());
-                self.clients
-                    .cloudformation
-                    .create_stack()
-                    .stack_name(&name)
-                    .template_body(template.replace("SECRET", &secret))
+                let mut create = self.clients.cloudformation.create_stack().stack_name(&name);
+                create = match kind {
+                    "recreate" => create
+                        .template_body(RECREATE_TEMPLATE.replace("SECRET", &secret))
+                        .tags(
+                            aws_sdk_cloudformation::types::Tag::builder()
+                                .key("cascade:strategy")
+                                .value("recreate")
+                                .build(),
+                        ),
+                    "pin" => create.template_body(PIN_TEMPLATE.replace("SECRET", &secret)),
+                    "restart" => create.template_body(
+                        json!({"Resources": ecs_service_resources(&name, &arn, "normal")})
+                            .to_string(),
+                    ),
+                    _ => create
+                        .template_body(mixed_actions_template(&name, &secret, &arn).to_string())
+                        .parameters(
+                            aws_sdk_cloudformation::types::Parameter::builder()
+                                .parameter_key("DbSecretArn")
+                                .parameter_value(&arn)
+                                .build(),
+                        )
+                        .capabilities(
+                            aws_sdk_cloudformation::types::Capability::CapabilityNamedIam,
+                        ),
+                };
+                create
                     .send()
                     .await
                     .with_context(|| format!("CreateStack {name}"))?;
@@ -372,10 +473,10 @@ impl Bench<'_> {
             .pointer("/report/totals/refreshed")
             .and_then(Value::as_u64)
             .unwrap_or(0) as usize;
-        if refreshed != recreate + pin {
+        if refreshed != mix.total() {
             bail!(
                 "run {label}: {refreshed} stacks refreshed, expected {}: {output:#}",
-                recreate + pin
+                mix.total()
             );
         }
         let stacks: Vec<String> = output
@@ -406,8 +507,7 @@ impl Bench<'_> {
         }
         Ok(Run {
             label: label.to_string(),
-            recreate,
-            pin,
+            mix,
             events,
             stacks,
             took,
@@ -494,6 +594,11 @@ fn state_costs(runs: &[&Run]) -> BTreeMap<String, (usize, usize)> {
         "WaitForRestore",
         "PollRestore",
         "AfterPollRestore",
+        "Restart",
+        "AfterRestart",
+        "WaitForRollout",
+        "PollRollout",
+        "AfterPollRollout",
         "RecordFailure",
         "StackDone",
     ];
