@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Secret Cascade's local AWS backend: moto_server plus eight patches (moto 5.2.5).
+"""Secret Cascade's local AWS backend: moto_server plus nine patches (moto 5.2.5).
 
 Usage (same command line as ``moto_server``; every argument is passed on to it)::
 
@@ -46,6 +46,12 @@ What it adds to plain moto (see shared notes "moto.md" for why each is needed):
     UPDATE_COMPLETE for each modified, then UPDATE_COMPLETE_CLEANUP_IN_PROGRESS
     and DELETE_IN_PROGRESS/DELETE_COMPLETE for each removed (moto 5.2.5 records
     stack-level events only), so a test can read what an update deleted.
+(i) Secrets created by a stack -- ``patch_cfn_secretsmanager_secret``
+    ``AWS::SecretsManager::Secret`` in a template creates a real secret
+    (SecretString, or a generated one for GenerateSecretString), tagged as
+    CloudFormation tags it (``aws:cloudformation:stack-id``, ``-stack-name``,
+    ``-logical-id``); ``Ref`` gives its ARN; removing the resource deletes it.
+    moto 5.2.5 skips the type, so a stack's own secret did not exist.
 
 Also: ASL execution (``execute_state_machine``) is on from the start, MOTO_PORT
 is exported (moto's Step Functions engine calls back into this server through
@@ -994,6 +1000,124 @@ def patch_cfn_update_resource_events() -> None:
     Stack.update = update
 
 
+# --------------------------------------------------------------------------- (i) stack's secrets
+
+
+def patch_cfn_secretsmanager_secret() -> None:
+    """(i) Let a template create its own Secrets Manager secret.
+
+    moto 5.2.5 has no CloudFormation model for ``AWS::SecretsManager::Secret``:
+    the resource is skipped with a warning and its ``Ref`` is empty. Real
+    templates very often create their own secret and resolve it through
+    ``{{resolve:secretsmanager:${MySecret}...}}``. This registers a model that
+    creates the secret in moto's Secrets Manager backend with the tags
+    CloudFormation puts on it (which is how Secret Cascade tells a stack's own
+    secret), answers ``Ref`` with the ARN (as AWS does), keeps the secret on
+    updates, and deletes it when removed.
+    """
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    def backend(account_id: str, region_name: str):
+        return secretsmanager_backends[account_id][region_name]
+
+    class StackSecret(CloudFormationModel):
+        # moto's model metaclass files a model under the service its module names.
+        __module__ = "moto.secretsmanager.models"
+
+        def __init__(self, arn: str, name: str, account_id: str, region_name: str):
+            self.arn = arn
+            self.name = name
+            self.account_id = account_id
+            self.region_name = region_name
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.arn
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SecretsManager::Secret"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Id"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name == "Id":
+                return self.arn
+            from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+            raise UnformattedGetAttTemplateException()
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+        ):
+            properties = cloudformation_json.get("Properties") or {}
+            value = properties.get("SecretString")
+            generate = properties.get("GenerateSecretString")
+            if value is None:
+                import secrets as random_source
+
+                generated = random_source.token_urlsafe(24)
+                if isinstance(generate, dict) and generate.get("SecretStringTemplate") and generate.get("GenerateStringKey"):
+                    try:
+                        document = json.loads(generate["SecretStringTemplate"])
+                    except (TypeError, ValueError):
+                        document = {}
+                    document[generate["GenerateStringKey"]] = generated
+                    value = json.dumps(document)
+                else:
+                    value = generated
+            stack_id = kwargs.get("StackId") or ""
+            stack_name = stack_id.split("/")[1] if stack_id.count("/") >= 2 else ""
+            tags = [t for t in (properties.get("Tags") or []) if isinstance(t, dict)]
+            tags += [
+                {"Key": "aws:cloudformation:stack-id", "Value": stack_id},
+                {"Key": "aws:cloudformation:stack-name", "Value": stack_name},
+                {"Key": "aws:cloudformation:logical-id", "Value": kwargs.get("LogicalId") or ""},
+            ]
+            created = json.loads(
+                backend(account_id, region_name).create_secret(
+                    name=resource_name,
+                    secret_string=value,
+                    secret_binary=None,
+                    description=properties.get("Description"),
+                    tags=tags,
+                    kms_key_id=properties.get("KmsKeyId"),
+                    client_request_token=None,
+                    replica_regions=[],
+                    force_overwrite=False,
+                )
+            )
+            return cls(created["ARN"], created["Name"], account_id, region_name)
+
+        @classmethod
+        def update_from_cloudformation_json(
+            cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+        ):
+            # The same secret, as in AWS when neither Name nor the value generator changes
+            # (the only updates a refresh makes touch other resources).
+            return original_resource
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            # resource_name is the physical id (the ARN).
+            backend(account_id, region_name).delete_secret(
+                secret_id=resource_name, recovery_window_in_days=None, force_delete_without_recovery=True
+            )
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    assert StackSecret in parsing.get_model_list()
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1010,6 +1134,7 @@ def main(argv: list[str]) -> None:
     patch_cfn_simulated_update_failure()
     patch_cfn_change_set_replacement()
     patch_ecs_deployment_rollout()
+    patch_cfn_secretsmanager_secret()
     log(f"moto with Secret Cascade patches on http://{host}:{port} (pid {os.getpid()})")
 
     from moto.server import main as moto_server_main

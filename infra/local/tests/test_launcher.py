@@ -421,6 +421,51 @@ def test_cfn_update_records_each_resources_events(endpoint):
     ]
 
 
+def test_cfn_stack_creates_its_own_secret_tagged_and_referable(endpoint):
+    cfn, sm = client(endpoint, "cloudformation"), client(endpoint, "secretsmanager")
+    name = unique("own-secret")
+    template = {
+        "Resources": {
+            "DbSecret": {
+                "Type": "AWS::SecretsManager::Secret",
+                "Properties": {
+                    "Name": f"{name}/db",
+                    "GenerateSecretString": {"SecretStringTemplate": '{"username":"app"}', "GenerateStringKey": "password"},
+                },
+            },
+            "Pointer": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": f"/{name}/pointer", "Type": "String", "Value": {"Ref": "DbSecret"}},
+            },
+        },
+        "Outputs": {"SecretArn": {"Value": {"Ref": "DbSecret"}}},
+    }
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    described = stack(cfn, name)
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    arn = described["Outputs"][0]["OutputValue"]
+    secret = sm.describe_secret(SecretId=arn)
+    assert secret["Name"] == f"{name}/db" and secret["ARN"] == arn
+    tags = {t["Key"]: t["Value"] for t in secret["Tags"]}
+    assert tags["aws:cloudformation:stack-id"] == described["StackId"]
+    assert tags["aws:cloudformation:logical-id"] == "DbSecret"
+    assert tags["aws:cloudformation:stack-name"] == name
+    value = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+    assert value["username"] == "app" and len(value["password"]) >= 20
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    }
+    assert physical["DbSecret"] == arn
+
+    # Kept by an update of another resource; deleted with the stack.
+    template["Resources"]["Pointer"]["Properties"]["Description"] = "changed"
+    cfn.update_stack(StackName=name, TemplateBody=json.dumps(template))
+    assert sm.describe_secret(SecretId=arn)["ARN"] == arn
+    cfn.delete_stack(StackName=name)
+    assert f"{name}/db" not in {s["Name"] for s in sm.list_secrets()["SecretList"]}
+
+
 # --------------------------------------------------------------------------- (d) simulated failure
 
 
