@@ -227,6 +227,7 @@ fn stack_info(stack: &Stack) -> StackInfo {
         root_id: stack.root_id().map(str::to_string),
         stack_policy: None,
         template: Err("not read yet".into()),
+        physical_ids: Default::default(),
     }
 }
 

@@ -225,8 +225,9 @@ pub struct PlanArgs {
         conflicts_with = "template"
     )]
     pub secrets: Vec<String>,
-    /// Plan one template file offline, making no AWS call.
-    #[arg(long, value_name = "FILE", requires = "secret_arns")]
+    /// Plan one template file offline, making no AWS call; without --secret-arn, list every
+    /// Secrets Manager reference in it (the inventory).
+    #[arg(long, value_name = "FILE")]
     pub template: Option<PathBuf>,
     /// With --template: the full ARN of a changed secret (repeatable).
     #[arg(long = "secret-arn", value_name = "ARN", requires = "template")]
@@ -234,6 +235,20 @@ pub struct PlanArgs {
     /// With --template: a parameter value, KEY=VALUE (repeatable); others take their Default.
     #[arg(long = "parameter", value_name = "KEY=VALUE", requires = "template", value_parser = parse_key_value)]
     pub parameters: Vec<(String, String)>,
+    /// With --template: an export's value, NAME=VALUE, as ListExports gives it (repeatable).
+    #[arg(long = "export", value_name = "NAME=VALUE", requires = "template", value_parser = parse_key_value)]
+    pub exports: Vec<(String, String)>,
+    /// With --template: the physical id of one of the stack's resources,
+    /// LOGICAL_ID=PHYSICAL_ID, e.g. the ARN of a secret the stack creates (repeatable).
+    #[arg(long = "resource", value_name = "LOGICAL_ID=PHYSICAL_ID", requires = "template", value_parser = parse_key_value)]
+    pub resources: Vec<(String, String)>,
+    /// With --template: the stack's name (AWS::StackName; default: the file's name).
+    #[arg(long, value_name = "NAME", requires = "template")]
+    pub stack_name: Option<String>,
+    /// With --template: the account id for AWS::AccountId (default: the first secret's).
+    /// The region is --region (default: the first secret's).
+    #[arg(long, value_name = "ID", requires = "template")]
+    pub account: Option<String>,
     /// Refresh strategy; a stack's `cascade:strategy` tag overrides it.
     #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
     pub strategy: StrategyArg,
@@ -275,9 +290,29 @@ mod tests {
     }
 
     #[test]
-    fn plan_needs_secrets_or_a_template_with_secret_arns() {
+    fn plan_needs_secrets_or_a_template() {
         assert!(Cli::try_parse_from(["cascade", "plan"]).is_err());
-        assert!(Cli::try_parse_from(["cascade", "plan", "--template", "t.yaml"]).is_err());
+        // A template alone: the inventory.
+        assert!(Cli::try_parse_from(["cascade", "plan", "--template", "t.yaml"]).is_ok());
+        assert!(
+            Cli::try_parse_from([
+                "cascade",
+                "plan",
+                "--template",
+                "t.yaml",
+                "--export",
+                "shared-Arn=arn:x",
+                "--resource",
+                "DbSecret=arn:y",
+                "--stack-name",
+                "orders",
+                "--account",
+                "123456789012",
+                "--region",
+                "eu-west-1"
+            ])
+            .is_ok()
+        );
         assert!(
             Cli::try_parse_from([
                 "cascade",

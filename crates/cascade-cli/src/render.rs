@@ -1,6 +1,7 @@
 //! Tables for people.
 
 use cascade_core::finder::{Disposition, Reference};
+use cascade_core::offline::{Inventory, WhenItChanges};
 use cascade_core::plan::{Action, Plan, ResourceAction};
 use cascade_core::report::Report;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -57,6 +58,76 @@ pub fn plan_table(plan: &Plan) -> String {
             table.add_row([s.stack_name.clone(), s.reason.clone()]);
         }
         out.push_str(&format!("\nSkipped\n{table}\n"));
+    }
+    out
+}
+
+/// The inventory of one template: per secret, each reference (resource, form, path, marked
+/// with its disposition) and what a change of the secret would do; then what could not be
+/// told offline.
+pub fn inventory_table(inventory: &Inventory) -> String {
+    let mut out = format!(
+        "Stack {}: {} secret(s) referenced, {} reference(s) whose secret is not known.\n",
+        inventory.stack_name,
+        inventory.secrets.len(),
+        inventory.unresolved.len()
+    );
+    if !inventory.secrets.is_empty() {
+        let mut table = new_table([
+            "Secret",
+            "Resource",
+            "Form",
+            "References",
+            "When it changes",
+        ]);
+        for secret in &inventory.secrets {
+            let mut name = secret.secret.clone();
+            if let Some(id) = &secret.created_by {
+                name.push_str(&format!("\n(created by this stack: {id})"));
+            }
+            let resources: Vec<String> = secret
+                .references
+                .iter()
+                .map(|r| {
+                    r.resource
+                        .clone()
+                        .unwrap_or_else(|| "(outside Resources)".into())
+                })
+                .collect();
+            let forms: Vec<String> = secret
+                .references
+                .iter()
+                .map(|r| r.form.to_string())
+                .collect();
+            let when = match &secret.when_it_changes {
+                WhenItChanges::Refreshed { strategy, actions } => {
+                    format!("refreshed by {strategy}:\n{}", self::actions(actions))
+                }
+                WhenItChanges::Skipped { code, reason } => format!("skipped ({code}): {reason}"),
+                WhenItChanges::NotUsed => "nothing: the stack only creates it".into(),
+            };
+            table.add_row([
+                name,
+                resources.join("\n"),
+                forms.join("\n"),
+                references(&secret.references),
+                when,
+            ]);
+        }
+        out.push_str(&format!("\n{table}\n"));
+    }
+    if !inventory.unresolved.is_empty() {
+        let mut table = new_table(["Where", "Resource", "Why the secret is not known"]);
+        for u in &inventory.unresolved {
+            table.add_row([
+                u.path.clone(),
+                u.resource.clone().unwrap_or_default(),
+                u.why.clone(),
+            ]);
+        }
+        out.push_str(&format!(
+            "\nNot known offline (give --export, --parameter or --resource)\n{table}\n"
+        ));
     }
     out
 }

@@ -34,6 +34,7 @@ pub mod finder;
 pub mod glob;
 pub mod graph;
 pub mod intake;
+pub mod offline;
 pub mod plan;
 pub mod refresh;
 pub mod report;

@@ -120,6 +120,16 @@ pub enum SkipCode {
     ActionNotYetSupported,
 }
 
+impl fmt::Display for SkipCode {
+    /// The code as the plan's JSON writes it, e.g. `opted-out`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(Value::String(code)) => f.write_str(&code),
+            _ => Err(fmt::Error),
+        }
+    }
+}
+
 /// A stack to refresh.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackPlan {
@@ -321,6 +331,9 @@ pub fn scope_for<'a>(
         pseudo_of(stack, secrets),
         exports,
     );
+    for (logical_id, physical_id) in &stack.physical_ids {
+        scope = scope.with_resource_ref(logical_id, physical_id);
+    }
     for secret in secrets {
         if let Some(owner) = secret.owner.as_ref().filter(|o| o.stack_id == stack.id) {
             scope = scope.with_resource_ref(&owner.logical_id, &secret.arn);

@@ -53,6 +53,10 @@ pub struct StackInfo {
     pub stack_policy: Option<String>,
     /// The Original-stage template in long-form JSON, or why it could not be read.
     pub template: Result<Value, String>,
+    /// Physical ids known for the stack's resources (given by hand for offline planning,
+    /// `--resource`): `Ref` to one of them evaluates to its id. The account's own secrets
+    /// are recognised by their tags instead ([`crate::secret::SecretOwner`]).
+    pub physical_ids: BTreeMap<String, String>,
 }
 
 impl StackInfo {
@@ -68,6 +72,7 @@ impl StackInfo {
             root_id: None,
             stack_policy: None,
             template: Ok(template),
+            physical_ids: BTreeMap::new(),
         }
     }
 
