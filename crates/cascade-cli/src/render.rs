@@ -104,7 +104,10 @@ pub fn inventory_table(inventory: &Inventory) -> String {
                     format!("refreshed by {strategy}:\n{}", self::actions(actions))
                 }
                 WhenItChanges::Skipped { code, reason } => format!("skipped ({code}): {reason}"),
-                WhenItChanges::NotUsed => "nothing: the stack only creates it".into(),
+                WhenItChanges::NotUsed => "nothing: no property resolves it through \
+                                             CloudFormation (what reads it by ARN at run time \
+                                             gets the new value itself)"
+                    .into(),
             };
             table.add_row([
                 name,

@@ -319,7 +319,8 @@ pub enum WhenItChanges {
         /// Why, for people.
         reason: String,
     },
-    /// The secret is only created here, never used.
+    /// The stack creates the secret, but no property resolves it through CloudFormation
+    /// (what reads it by ARN at run time gets the new value by itself).
     NotUsed,
 }
 
