@@ -295,14 +295,19 @@ mod tests {
             assert!(resource(&t, id).is_ok(), "{id}");
         }
         for (id, function) in logical::FUNCTIONS {
-            let binary = resource(&t, id)
-                .unwrap()
-                .pointer("/Metadata/BuildProperties/Binary")
-                .and_then(Value::as_str);
+            let body = resource(&t, id).unwrap();
+            // One binary for all: built once, the function chosen by its Handler.
             assert_eq!(
-                binary,
-                Some(function.name()),
-                "{id} runs the {} binary",
+                body.pointer("/Metadata/BuildProperties/Binary")
+                    .and_then(Value::as_str),
+                Some("cascade-lambda"),
+                "{id}"
+            );
+            let handler = body.pointer("/Properties/Handler").and_then(Value::as_str);
+            assert_eq!(
+                cascade_lambda::Function::from_handler(handler),
+                Ok(function),
+                "{id} serves {}",
                 function.name()
             );
         }

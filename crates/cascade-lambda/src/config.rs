@@ -54,6 +54,16 @@ impl Function {
         }
     }
 
+    /// The function a `Handler` setting names (Lambda passes it as `_HANDLER`); an error
+    /// naming the handlers there are when it names none.
+    pub fn from_handler(handler: Option<&str>) -> Result<Function, UnknownHandler> {
+        let given = handler.map(str::trim).unwrap_or_default();
+        Function::ALL
+            .into_iter()
+            .find(|f| f.name() == given)
+            .ok_or_else(|| UnknownHandler(given.to_string()))
+    }
+
     /// The function a deployed function name or ARN stands for (`...-discover`,
     /// `arn:aws:lambda:...:function:secret-cascade-discover`).
     pub fn from_deployed_name(name: &str) -> Option<Function> {
@@ -65,6 +75,13 @@ impl Function {
             .find(|f| name.to_ascii_lowercase().ends_with(f.name()))
     }
 }
+
+/// The `Handler` setting names no function of the binary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the function's Handler is {0:?}: set it to one of gatekeeper, discover, refresh, report, notify (template.yaml does, per function)"
+)]
+pub struct UnknownHandler(pub String);
 
 /// A function's configuration, read from its environment.
 pub trait FromEnv: Sized {
@@ -334,6 +351,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_handler_setting_chooses_the_function() {
+        for f in Function::ALL {
+            assert_eq!(Function::from_handler(Some(f.name())), Ok(f));
+        }
+        assert_eq!(
+            Function::from_handler(Some(" refresh\n")),
+            Ok(Function::Refresh)
+        );
+        for wrong in [None, Some(""), Some("bootstrap"), Some("Refresh")] {
+            let e = Function::from_handler(wrong).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("set it to one of gatekeeper, discover, refresh, report, notify"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

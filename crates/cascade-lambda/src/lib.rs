@@ -1,5 +1,6 @@
-//! Secret Cascade's Lambda functions. Each binary (`gatekeeper`, `discover`, `refresh`,
-//! `report`, `notify`) only calls [`serve`], which sets up logging, builds the function's
+//! Secret Cascade's Lambda functions. One binary serves all five (`gatekeeper`,
+//! `discover`, `refresh`, `report`, `notify`): its `main` reads which from the function's
+//! `Handler` ([`Function::from_handler`]) and calls [`serve`], which sets up logging, builds the function's
 //! [`FunctionContext`] once per container and hands each event to [`handle`]; the work is
 //! done in cascade-core and cascade-aws.
 //!
@@ -23,7 +24,7 @@ pub mod handlers;
 
 pub use config::{
     DiscoverConfig, FromEnv, Function, FunctionConfig, GatekeeperConfig, NotifyConfig,
-    RefreshConfig, ReportConfig,
+    RefreshConfig, ReportConfig, UnknownHandler,
 };
 pub use error::{ErrorKind, HandlerError};
 pub use handlers::{Context, FunctionContext, Response, handle};
