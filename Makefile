@@ -50,6 +50,8 @@ bench: bootstrap
 	$(CARGO) run -q --release --locked -p cascade-tests --bin bench-discovery
 	$(CARGO) run -q --release --locked -p cascade-tests --bin bench-run
 	$(CARGO) run -q --release --locked -p cascade-tests --bin bench-pipeline
+	$(CARGO) build -q --release --locked -p cascade-lambda
+	$(CARGO) run -q --release --locked -p cascade-tests --bin bench-cold-start
 
 up: bootstrap
 	@infra/local/up
