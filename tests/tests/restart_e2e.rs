@@ -107,6 +107,14 @@ async fn deployments(clients: &Clients, name: &str) -> anyhow::Result<(String, V
     ))
 }
 
+/// A stack's template now, as JSON.
+async fn template_of(cfn: &CloudFormation, name: &str) -> anyhow::Result<Value> {
+    let out = cfn.get_template().stack_name(name).send().await?;
+    Ok(serde_json::from_str(
+        out.template_body().unwrap_or_default(),
+    )?)
+}
+
 async fn deleted_resources(cfn: &CloudFormation, stack: &str) -> anyhow::Result<Vec<String>> {
     let events = cfn.describe_stack_events().stack_name(stack).send().await?;
     Ok(events
@@ -303,15 +311,7 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
     let platform = line("platform");
     assert_eq!(platform.outcome, Outcome::Refreshed, "{platform:#?}");
     assert_eq!(platform.change_sets.len(), 1, "one update: {platform:?}");
-    let body = cfn
-        .get_template()
-        .stack_name("platform")
-        .send()
-        .await?
-        .template_body()
-        .unwrap_or_default()
-        .to_string();
-    let template: Value = serde_json::from_str(&body)?;
+    let template = template_of(&cfn, "platform").await?;
     let db = &template["Resources"]["Database"]["Properties"];
     assert_eq!(
         db["MasterUserPassword"],
@@ -346,15 +346,7 @@ async fn services_are_restarted_and_mixed_stacks_refreshed_per_resource() -> any
         2,
         "removal and restore: {ledger:?}"
     );
-    let body = cfn
-        .get_template()
-        .stack_name("ledger")
-        .send()
-        .await?
-        .template_body()
-        .unwrap_or_default()
-        .to_string();
-    let template: Value = serde_json::from_str(&body)?;
+    let template = template_of(&cfn, "ledger").await?;
     assert!(
         template["Resources"]["PasswordParameter"]["Properties"]["Value"]
             .as_str()

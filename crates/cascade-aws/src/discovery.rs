@@ -206,18 +206,7 @@ fn stack_info(stack: &Stack) -> StackInfo {
             .stack_status()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        parameters: stack
-            .parameters()
-            .iter()
-            .filter_map(|p| {
-                // SSM-typed parameters: the value they resolved to, not the SSM key.
-                let value = p
-                    .resolved_value()
-                    .or(p.parameter_value())
-                    .unwrap_or_default();
-                Some((p.parameter_key()?.to_string(), value.to_string()))
-            })
-            .collect(),
+        parameters: crate::stacks::parameter_values(stack),
         tags: stack
             .tags()
             .iter()

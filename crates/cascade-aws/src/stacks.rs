@@ -1,6 +1,8 @@
 //! Reading one stack: DescribeStacks of one stack and its Original-stage template, written
 //! once for discovery and the refresh steps.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_cloudformation::types::{Stack, TemplateStage};
 
 use crate::clients::Clients;
@@ -24,6 +26,22 @@ pub async fn describe_stack(
             e => Err(e),
         },
     }
+}
+
+/// The stack's parameter values as the planner evaluates them: an SSM-typed parameter's
+/// resolved value, not its SSM key.
+pub fn parameter_values(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            let value = p
+                .resolved_value()
+                .or(p.parameter_value())
+                .unwrap_or_default();
+            Some((p.parameter_key()?.to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 /// The stack's template as it was submitted (the Original stage), exactly as GetTemplate

@@ -358,8 +358,9 @@ fn collect(
         }
         _ => false,
     };
-    if evaluable && mentions_secrets_manager(node, scope) {
-        let text = scope.eval(node, &mut Trace::default()).into_text();
+    let text = evaluable.then(|| scope.eval(node, &mut Trace::default()).into_text());
+    // Only a value that mentions Secrets Manager once evaluated can name a secret.
+    if let Some(text) = text.filter(|t| t.text.contains("secretsmanager")) {
         let mut named = false;
         for reference in dynref::find_all(&text.text) {
             named = true;
@@ -398,19 +399,6 @@ fn collect(
         }
         _ => {}
     }
-}
-
-/// Whether a value could name a Secrets Manager secret: its text (evaluated where it is an
-/// intrinsic) mentions `secretsmanager`, or an unknown part stands where one would.
-fn mentions_secrets_manager(node: &Value, scope: &crate::eval::Scope<'_>) -> bool {
-    if node.to_string().contains("secretsmanager") {
-        return true;
-    }
-    if matches!(node, Value::String(_)) {
-        return false;
-    }
-    let text = scope.eval(node, &mut Trace::default()).into_text();
-    text.text.contains("secretsmanager")
 }
 
 fn unresolved_at(path: &str, holes: Vec<String>) -> Unresolved {

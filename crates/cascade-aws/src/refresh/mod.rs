@@ -36,7 +36,7 @@ use crate::change_set;
 use crate::clients::Clients;
 use crate::ecs::{self, ServiceRef};
 use crate::error::AwsError;
-use crate::stacks::{describe_stack, original_template};
+use crate::stacks::{describe_stack, original_template, parameter_values};
 use crate::store::{Store, StoreError};
 
 /// How to wait for an update.
@@ -352,14 +352,10 @@ impl Refresher {
     ) -> Result<(), StepError> {
         let batch_id = manifest.batch_id.as_str();
         let saved = self.saved_original(batch_id, &state.stack_name).await?;
+        let original = saved_template(&saved)?;
         let pinned = if state.restore_before_retry || plan.pinned_resources().is_empty() {
             None
         } else {
-            let original =
-                read_template(&saved.template_body).map_err(|e| StepError::TemplateUnreadable {
-                    stack_name: saved.stack_name.clone(),
-                    reason: e.to_string(),
-                })?;
             let parameters = saved
                 .parameters
                 .iter()
@@ -385,7 +381,7 @@ impl Refresher {
         let issued_at = Timestamp::now();
         let intent = Intent::for_update(plan, step);
         let updated = self
-            .put_back(batch_id, &saved, pinned, names, intent)
+            .put_back(batch_id, &saved, &original, pinned, names, intent)
             .await?;
         updated.apply(state, step, issued_at);
         Ok(self.save_state(batch_id, state).await?)
@@ -420,7 +416,14 @@ impl Refresher {
             ..Intent::default()
         });
         match self
-            .put_back(batch_id, &saved, None, names, intent)
+            .put_back(
+                batch_id,
+                &saved,
+                &saved_template(&saved)?,
+                None,
+                names,
+                intent,
+            )
             .await?
             .answer
         {
@@ -607,6 +610,14 @@ impl Refresher {
     }
 }
 
+/// The saved original's template, read.
+fn saved_template(saved: &SavedOriginal) -> Result<Value, StepError> {
+    read_template(&saved.template_body).map_err(|e| StepError::TemplateUnreadable {
+        stack_name: saved.stack_name.clone(),
+        reason: e.to_string(),
+    })
+}
+
 /// The digest of a template body, when it can be read.
 fn digest_of(body: &str) -> Option<String> {
     read_template(body).ok().map(|t| template_digest(&t))
@@ -657,16 +668,8 @@ fn first_update(
     current: &Stack,
     template: &Value,
 ) -> Result<(Value, UpdateStep), String> {
-    let parameters = current
-        .parameters()
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p.parameter_key()?.to_string(),
-                p.parameter_value()?.to_string(),
-            ))
-        })
-        .collect();
+    // Evaluated as the plan evaluated them.
+    let parameters = parameter_values(current);
     match plan.strategy {
         Strategy::Restart => Err("a restart makes no template update".into()),
         Strategy::Recreate if plan.pinned_resources().is_empty() => {

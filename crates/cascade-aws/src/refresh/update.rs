@@ -9,7 +9,6 @@ use aws_sdk_cloudformation::types::{Capability, Parameter, Stack};
 use cascade_core::batch::SavedOriginal;
 use cascade_core::change_set::{ChangeSetState, Intent, Verdict, verdict};
 use cascade_core::refresh::{MAX_TEMPLATE_BODY_BYTES, StackState, UpdateAnswer, UpdateStep};
-use cascade_core::template::read_template;
 use jiff::Timestamp;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -71,21 +70,17 @@ impl Updated {
 
 impl Refresher {
     /// Sends the saved original back, with its template body, or `pinned` (the original
-    /// with the plan's pins) when given; `names` are the request token and the change set
-    /// name.
+    /// with the plan's pins) when given; `template` is the original, read; `names` are the
+    /// request token and the change set name.
     pub(super) async fn put_back(
         &self,
         batch_id: &str,
         saved: &SavedOriginal,
+        template: &Value,
         pinned: Option<Value>,
         (token, change_set_name): (String, String),
         intent: Intent,
     ) -> Result<Updated, StepError> {
-        let template =
-            read_template(&saved.template_body).map_err(|e| StepError::TemplateUnreadable {
-                stack_name: saved.stack_name.clone(),
-                reason: e.to_string(),
-            })?;
         let parameters = saved
             .parameters
             .iter()
@@ -111,7 +106,7 @@ impl Refresher {
             token,
             change_set_name,
             intent,
-            template: &template,
+            template,
         })
         .await
     }
