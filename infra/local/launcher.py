@@ -196,6 +196,29 @@ def configure_moto(port: int) -> None:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
 
 
+# --------------------------------------------------------------------------- roles
+
+_ROLE_SESSIONS: dict[str, Any] = {}
+
+
+def _role_session(role_arn: str, region: str):
+    """Credentials of ``role_arn``, assumed in moto's STS backend (no request, so no
+    trust policy check: this plays the AWS service the role trusts), cached per role."""
+    if role_arn not in _ROLE_SESSIONS:
+        from moto.sts.models import sts_backends
+
+        account_id = role_arn.split(":")[4]
+        _ROLE_SESSIONS[role_arn] = sts_backends[account_id]["aws"].assume_role(
+            region_name=region,
+            role_session_name=role_arn.rsplit("/", 1)[-1][:64],
+            role_arn=role_arn,
+            policy="",
+            duration=43200,
+            external_id="",
+        )
+    return _ROLE_SESSIONS[role_arn]
+
+
 # --------------------------------------------------------------------------- (a) Lambda
 
 
@@ -217,6 +240,33 @@ _FORWARDED_REQUEST_HEADERS = ("X-Amz-Invocation-Type", "X-Amz-Log-Type", "X-Amz-
 _RETURNED_RESPONSE_HEADERS = ("X-Amz-Function-Error", "X-Amz-Log-Result", "X-Amz-Executed-Version")
 
 
+def _function_runtime_environment(backend: Any, name: str) -> dict[str, str] | None:
+    """What Lambda gives a function's process, for a function that exists in moto:
+    its Environment variables, ``_HANDLER``, the region, and credentials of the
+    function's execution role (assumed in moto's STS, as Lambda assumes it), plus
+    ``AWS_ENDPOINT_URL`` pointing at this server. None when moto has no such function."""
+    try:
+        function = backend.get_function(name)
+    except Exception:
+        return None
+    role = _role_session(function.role, backend.region_name)
+    # Lambda's variables are strings (a Number parameter's value arrives as an int here).
+    environment = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (function.environment_vars or {}).items()}
+    environment.update(
+        {
+            "_HANDLER": function.handler or "",
+            "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+            "AWS_REGION": backend.region_name,
+            "AWS_DEFAULT_REGION": backend.region_name,
+            "AWS_ACCESS_KEY_ID": role.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": role.secret_access_key,
+            "AWS_SESSION_TOKEN": role.session_token,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}",
+        }
+    )
+    return environment
+
+
 def patch_lambda_invoke_forwarding() -> None:
     """(a) Forward Lambda Invoke to $LAMBDA_FORWARD_URL instead of Docker.
 
@@ -224,7 +274,11 @@ def patch_lambda_invoke_forwarding() -> None:
     (``(self, function_name, qualifier, body, headers, response_headers)``).
     The payload is POSTed to
     ``$LAMBDA_FORWARD_URL/2015-03-31/functions/{name}/invocations[?Qualifier=Q]``;
-    the response body becomes the Invoke Payload. ``X-Amz-Function-Error``
+    the response body becomes the Invoke Payload. When the function exists in
+    moto (deployed from a template), the request carries what Lambda would give
+    its process: ``X-Cascade-Handler`` (the function's Handler) and
+    ``X-Cascade-Environment`` (JSON: its environment variables and credentials
+    of its own execution role). ``X-Amz-Function-Error``
     from the stand-in is passed back, so boto3 sees FunctionError and Step
     Functions Task states fail with the function's errorType. A non-2xx
     answer counts as an ``Unhandled`` function error; an unreachable stand-in
@@ -244,7 +298,7 @@ def patch_lambda_invoke_forwarding() -> None:
     for original in originals.values():
         require_signature(original, signature)
 
-    def forward(name_or_arn: str, qualifier: str | None, body: Any, headers: Any, response_headers: dict) -> bytes:
+    def forward(backend: Any, name_or_arn: str, qualifier: str | None, body: Any, headers: Any, response_headers: dict) -> bytes:
         name, arn_qualifier = _split_function_name(name_or_arn)
         qualifier = qualifier or arn_qualifier
         url = f"{forward_url}/2015-03-31/functions/{quote(name, safe='')}/invocations"
@@ -253,6 +307,10 @@ def patch_lambda_invoke_forwarding() -> None:
         if isinstance(body, str):
             body = body.encode()
         request_headers = {"Content-Type": "application/json"}
+        runtime = _function_runtime_environment(backend, name)
+        if runtime is not None:
+            request_headers["X-Cascade-Handler"] = runtime["_HANDLER"]
+            request_headers["X-Cascade-Environment"] = json.dumps(runtime)
         for header in _FORWARDED_REQUEST_HEADERS:
             value = headers.get(header) if headers else None
             if value:
@@ -282,7 +340,7 @@ def patch_lambda_invoke_forwarding() -> None:
         def invoke(self, function_name, qualifier, body, headers, response_headers):
             if not forward_url:
                 return original(self, function_name, qualifier, body, headers, response_headers)
-            return forward(function_name, qualifier, body, headers, response_headers)
+            return forward(self, function_name, qualifier, body, headers, response_headers)
 
         invoke.__doc__ = patch_lambda_invoke_forwarding.__doc__
         return invoke
@@ -501,7 +559,9 @@ def patch_cfn_execute_change_set_as_update() -> None:
     stays), Parameters, role and tags. In AWS, executing a change set is the
     update. For UPDATE change sets this calls ``Stack.update`` with the change
     set's template, parameters, role and tags (as UpdateStack does) and marks
-    the change set EXECUTE_COMPLETE; CREATE change sets are left to moto.
+    the change set EXECUTE_COMPLETE. A CREATE change set (how ``sam deploy``
+    creates a stack) is applied by moto, which leaves the new stack without
+    Outputs and exports: they are computed here, as CreateStack does.
     """
     from moto.cloudformation.models import CloudFormationBackend
 
@@ -510,6 +570,16 @@ def patch_cfn_execute_change_set_as_update() -> None:
 
     def execute_change_set(self, change_set_name, stack_name=None):
         change_set = _find_change_set(self, change_set_name)
+        if change_set is not None and change_set.change_set_type == "CREATE":
+            result = original_execute(self, change_set_name, stack_name)
+            stack = self.stacks[change_set.stack_id]
+            stack._parse_template()
+            stack.output_map = stack._create_output_map()
+            stack.description = stack.template_dict.get("Description")
+            self._validate_export_uniqueness(stack)
+            for export in stack.exports:
+                self.exports[export.name] = export
+            return result
         if change_set is None or change_set.change_set_type != "UPDATE":
             return original_execute(self, change_set_name, stack_name)
         stack = self.stacks[change_set.stack_id]
@@ -1118,6 +1188,706 @@ def patch_cfn_secretsmanager_secret() -> None:
     assert StackSecret in parsing.get_model_list()
 
 
+# --------------------------------------------------------------------------- (j) SAM transform
+
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+
+
+def _declares_sam_transform(template: dict) -> bool:
+    transform = template.get("Transform")
+    names = transform if isinstance(transform, list) else [transform]
+    return SAM_TRANSFORM in names
+
+
+class _MotoManagedPolicies:
+    """samtranslator's managed policy loader: AWS managed policy names to ARNs, from moto's
+    own copy of them (what SAM CLI reads with iam:ListPolicies in AWS)."""
+
+    def load(self) -> dict[str, str]:
+        from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+        policies = json.loads(aws_managed_policies_data)
+        return {name: f"arn:aws:iam::aws:policy{body.get('Path', '/')}{name}" for name, body in policies.items()}
+
+
+def sam_transform(template_body: str, parameters: dict[str, Any], region: str, account_id: str) -> str:
+    """The template as CloudFormation processes it: a template that declares
+    ``Transform: AWS::Serverless-2016-10-31`` goes through the pinned
+    aws-sam-translator (the one SAM CLI uses), any other is returned unchanged.
+    A template the transform rejects raises moto's ValidationError with the
+    transform's message, as CloudFormation's change set fails."""
+    from moto.cloudformation.exceptions import ValidationError
+    from samtranslator.model.exceptions import InvalidDocumentException
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
+    from samtranslator.yaml_helper import yaml_parse
+
+    try:
+        template = yaml_parse(template_body)
+    except Exception:  # not ours to judge: moto reports unreadable templates itself
+        return template_body
+    if not isinstance(template, dict) or not _declares_sam_transform(template):
+        return template_body
+    values = {str(k): v for k, v in (parameters or {}).items()}
+    values.update({"AWS::Region": region, "AWS::AccountId": account_id})
+    try:
+        # samtranslator.translator.transform.transform, with the stack's region as the
+        # session's (the translator reads the region from a boto3 session).
+        to_py27_compatible_template(template, values)
+        translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
+        policies = _MotoManagedPolicies()
+        processed = undo_mark_unicode_str_in_template(
+            translator.translate(template, parameter_values=values, get_managed_policy_map=policies.load)
+        )
+    except InvalidDocumentException as e:
+        causes = "; ".join(str(cause) for cause in e.causes) or str(e)
+        raise ValidationError(message=f"Transform {SAM_TRANSFORM} failed with: {causes}")
+    processed_body = json.dumps(processed)
+    _ORIGINAL_TEMPLATES[processed_body] = template_body
+    return processed_body
+
+
+# Processed template text -> the template as submitted, for GetTemplate.
+_ORIGINAL_TEMPLATES: dict[str, str] = {}
+
+
+def patch_cfn_sam_transform() -> None:
+    """(j) Apply the SAM transform where CloudFormation does.
+
+    moto 5.2.5 ignores ``Transform``: a SAM template's ``AWS::Serverless::*``
+    resources are skipped. Patched: ``CloudFormationBackend.create_stack``,
+    ``create_change_set`` and ``update_stack`` transform the template first,
+    with the call's parameter values, the region and the account, so
+    ``sam deploy`` (CreateChangeSet with CAPABILITY_AUTO_EXPAND) creates the
+    resources AWS would. GetTemplate returns the template as submitted (with
+    its Transform), or the processed one with ``TemplateStage=Processed``, as AWS
+    does.
+    """
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.responses import ActionResult
+
+    def get_template(self):
+        body = self.cloudformation_backend.get_template(self._get_param("StackName"))
+        if isinstance(body, str) and self._get_param("TemplateStage") != "Processed":
+            body = _ORIGINAL_TEMPLATES.get(body, body)
+        return ActionResult({"TemplateBody": body})
+
+    require_signature(CloudFormationResponse.get_template, ["self"])
+    CloudFormationResponse.get_template = get_template
+
+    originals = {
+        "create_stack": CloudFormationBackend.create_stack,
+        "create_change_set": CloudFormationBackend.create_change_set,
+        "update_stack": CloudFormationBackend.update_stack,
+    }
+    require_signature(
+        originals["create_stack"],
+        ["self", "name", "template", "parameters", "notification_arns", "tags", "role_arn",
+         "enable_termination_protection", "timeout_in_mins", "stack_policy_body"],
+    )
+    require_signature(
+        originals["create_change_set"],
+        ["self", "stack_name", "change_set_name", "template", "parameters", "description",
+         "change_set_type", "notification_arns", "tags", "role_arn"],
+    )
+    require_signature(originals["update_stack"], ["self", "name", "template", "role_arn", "parameters", "tags"])
+
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        params = list(inspect.signature(original).parameters)
+
+        def transformed(self, *args, **kwargs):
+            bound = inspect.signature(original).bind(self, *args, **kwargs)
+            template = bound.arguments.get("template")
+            if isinstance(template, str):
+                bound.arguments["template"] = sam_transform(
+                    template, bound.arguments.get("parameters") or {}, self.region_name, self.account_id
+                )
+            return original(*bound.args, **bound.kwargs)
+
+        transformed.__doc__ = patch_cfn_sam_transform.__doc__
+        assert "template" in params
+        return transformed
+
+    for name, original in originals.items():
+        setattr(CloudFormationBackend, name, wrap(original))
+
+
+# --------------------------------------------------------------------------- (k) what SAM's output needs
+
+
+def _new_model(cfn_type: str, create: Callable[..., str], delete: Callable[..., None] | None = None):
+    """A CloudFormation model for a type moto 5.2.5 skips: ``create(properties, name,
+    account_id, region_name)`` makes the resource and returns its physical id;
+    updates create again (the calls are idempotent puts); ``delete(physical_id,
+    properties, account_id, region_name)`` removes it."""
+    from moto.core.common_models import CloudFormationModel
+
+    class Model(CloudFormationModel):
+        __module__ = "moto.cloudformation.models"
+
+        def __init__(self, physical_id: str, properties: dict):
+            self.physical_id = physical_id
+            self.properties = properties
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.physical_id
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return cfn_type
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            properties = cloudformation_json.get("Properties") or {}
+            return cls(create(properties, resource_name, account_id, region_name), properties)
+
+        @classmethod
+        def update_from_cloudformation_json(
+            cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+        ):
+            properties = cloudformation_json.get("Properties") or {}
+            return cls(create(properties, original_resource.physical_id, account_id, region_name), properties)
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            if delete:
+                delete(resource_name, (cloudformation_json or {}).get("Properties") or {}, account_id, region_name)
+
+    Model.__name__ = Model.__qualname__ = cfn_type.replace("::", "")
+    return Model
+
+
+def _invoke_async(account_id: str, region_name: str, arns: list[str], event: Any) -> None:
+    """Deliver an event to Lambda functions as EventBridge does: an asynchronous
+    (``Event``) invoke of each, through moto's Lambda (and so patch (a))."""
+    from moto.awslambda.models import lambda_backends
+
+    body = json.dumps(event, default=str)
+
+    def deliver() -> None:
+        for arn in arns:
+            try:
+                lambda_backends[account_id][region_name].invoke(
+                    arn, None, body, {"X-Amz-Invocation-Type": "Event"}, {}
+                )
+            except Exception as e:  # EventBridge drops it after its retries; so do we
+                log(f"event delivery to {arn} failed: {e}")
+
+    threading.Thread(target=deliver, daemon=True).start()
+
+
+def _policy_text(document: Any) -> str:
+    return document if isinstance(document, str) else json.dumps(document)
+
+
+def _create_bucket_policy(properties: dict, name: str, account_id: str, region_name: str) -> str:
+    from moto.s3.models import s3_backends
+
+    bucket = properties["Bucket"]
+    s3_backends[account_id]["aws"].put_bucket_policy(bucket, _policy_text(properties["PolicyDocument"]).encode())
+    return bucket
+
+
+def _delete_bucket_policy(physical_id: str, properties: dict, account_id: str, region_name: str) -> None:
+    from moto.s3.models import s3_backends
+
+    s3_backends[account_id]["aws"].delete_bucket_policy(properties.get("Bucket") or physical_id)
+
+
+def _create_queue_policy(properties: dict, name: str, account_id: str, region_name: str) -> str:
+    from moto.sqs.models import sqs_backends
+
+    for url in properties.get("Queues") or []:
+        sqs_backends[account_id][region_name].set_queue_attributes(
+            url.rstrip("/").rsplit("/", 1)[-1], {"Policy": _policy_text(properties["PolicyDocument"])}
+        )
+    return name
+
+
+def _delete_queue_policy(physical_id: str, properties: dict, account_id: str, region_name: str) -> None:
+    from moto.sqs.models import sqs_backends
+
+    for url in properties.get("Queues") or []:
+        sqs_backends[account_id][region_name].set_queue_attributes(url.rstrip("/").rsplit("/", 1)[-1], {"Policy": ""})
+
+
+def _create_alarm(properties: dict, name: str, account_id: str, region_name: str) -> str:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    alarm_name = properties.get("AlarmName") or name
+    cloudwatch_backends[account_id][region_name].put_metric_alarm(
+        name=alarm_name,
+        namespace=properties.get("Namespace"),
+        metric_name=properties.get("MetricName"),
+        comparison_operator=properties.get("ComparisonOperator"),
+        evaluation_periods=int(properties.get("EvaluationPeriods") or 1),
+        period=int(properties.get("Period") or 60),
+        threshold=float(properties.get("Threshold") or 0),
+        statistic=properties.get("Statistic"),
+        description=properties.get("AlarmDescription"),
+        dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in properties.get("Dimensions") or []],
+        alarm_actions=properties.get("AlarmActions") or [],
+        ok_actions=properties.get("OKActions") or [],
+        insufficient_data_actions=properties.get("InsufficientDataActions") or [],
+        datapoints_to_alarm=properties.get("DatapointsToAlarm"),
+        treat_missing_data=properties.get("TreatMissingData"),
+        actions_enabled=properties.get("ActionsEnabled", True) not in (False, "false"),
+        unit=properties.get("Unit"),
+    )
+    return alarm_name
+
+
+def _delete_alarm(physical_id: str, properties: dict, account_id: str, region_name: str) -> None:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cloudwatch_backends[account_id][region_name].delete_alarms([physical_id])
+
+
+def _create_event_invoke_config(properties: dict, name: str, account_id: str, region_name: str) -> str:
+    from moto.awslambda.models import lambda_backends
+
+    config = {
+        key: properties[key]
+        for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+        if key in properties
+    }
+    lambda_backends[account_id][region_name].put_function_event_invoke_config(properties["FunctionName"], config)
+    return f"{properties['FunctionName']}:{properties.get('Qualifier', '$LATEST')}"
+
+
+def _state_machine_definition(properties: dict, account_id: str) -> dict:
+    """Properties with DefinitionString made from Definition or DefinitionS3Location
+    (read from moto's S3), with DefinitionSubstitutions applied, as CloudFormation does."""
+    properties = dict(properties)
+    if "DefinitionString" not in properties:
+        if "Definition" in properties:
+            properties["DefinitionString"] = json.dumps(properties.pop("Definition"))
+        elif "DefinitionS3Location" in properties:
+            from moto.s3.models import s3_backends
+
+            location = properties.pop("DefinitionS3Location")
+            key = s3_backends[account_id]["aws"].get_object(location["Bucket"], location["Key"])
+            properties["DefinitionString"] = key.value.decode()
+    for name, value in (properties.pop("DefinitionSubstitutions", None) or {}).items():
+        properties["DefinitionString"] = properties.get("DefinitionString", "").replace(f"${{{name}}}", str(value))
+    return properties
+
+
+def patch_cfn_sam_output_resources() -> None:
+    """(k) Create what the SAM transform's output declares and moto 5.2.5 skips or gets wrong.
+
+    - ``AWS::S3::BucketPolicy``, ``AWS::SQS::QueuePolicy``, ``AWS::CloudWatch::Alarm``
+      and ``AWS::Lambda::EventInvokeConfig`` had no CloudFormation model (skipped with a
+      warning): each now makes its resource through moto's own backend.
+    - A FIFO ``AWS::SQS::Queue`` without ``QueueName`` got a generated name without the
+      ``.fifo`` suffix, and SQS refused it; CloudFormation adds the suffix.
+    - ``AWS::StepFunctions::StateMachine`` read ``DefinitionString`` only; it now also
+      takes ``Definition`` and ``DefinitionS3Location`` (what ``sam package`` uploads),
+      applies ``DefinitionSubstitutions``, and creates the state machine in the backend
+      the Step Functions API answers from (the ASL-executing one), not beside it.
+    """
+    from moto.cloudformation import parsing
+    from moto.sqs.models import Queue
+    from moto.stepfunctions.models import StateMachine
+
+    models = [
+        _new_model("AWS::S3::BucketPolicy", _create_bucket_policy, _delete_bucket_policy),
+        _new_model("AWS::SQS::QueuePolicy", _create_queue_policy, _delete_queue_policy),
+        _new_model("AWS::CloudWatch::Alarm", _create_alarm, _delete_alarm),
+        _new_model("AWS::Lambda::EventInvokeConfig", _create_event_invoke_config),
+    ]
+
+    create_queue = Queue.create_from_cloudformation_json.__func__
+    require_signature(create_queue, ["cls", "resource_name", "cloudformation_json", "account_id", "region_name", "kwargs"])
+
+    def create_fifo_aware(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json.get("Properties") or {}
+        fifo = properties.get("FifoQueue") in (True, "true", "True")
+        if fifo and "QueueName" not in properties and not str(resource_name).endswith(".fifo"):
+            resource_name = f"{str(resource_name)[:75]}.fifo"
+        return create_queue(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    Queue.create_from_cloudformation_json = classmethod(create_fifo_aware)
+
+    # moto's model creates the state machine in the classic backend, while the API (with
+    # ASL execution on) answers from the parser backend: create where the API looks.
+    require_signature(
+        StateMachine.update_from_cloudformation_json.__func__,
+        ["cls", "original_resource", "new_resource_name", "cloudformation_json", "account_id", "region_name"],
+    )
+
+    def machines(account_id: str, region_name: str):
+        from moto.stepfunctions.responses import get_backend
+
+        return get_backend(account_id, region_name)
+
+    def create_machine(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        from moto.utilities.tagging_service import TaggingService
+
+        properties = _state_machine_definition(cloudformation_json.get("Properties") or {}, account_id)
+        tags = TaggingService.convert_dict_to_tags_input(
+            {t["Key"]: t["Value"] for t in properties.get("Tags") or []}
+        )
+        return machines(account_id, region_name).create_state_machine(
+            properties.get("StateMachineName", resource_name),
+            properties.get("DefinitionString", ""),
+            properties.get("RoleArn", ""),
+            tags=[{"key": t["Key"], "value": t["Value"]} for t in tags],
+            sm_type=properties.get("StateMachineType"),
+        )
+
+    def update_machine(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+        properties = _state_machine_definition(cloudformation_json.get("Properties") or {}, account_id)
+        name = properties.get("StateMachineName", original_resource.name)
+        if name != original_resource.name:  # a new name replaces the state machine
+            created = create_machine(cls, name, cloudformation_json, account_id, region_name)
+            machines(account_id, region_name).delete_state_machine(original_resource.arn)
+            return created
+        return machines(account_id, region_name).update_state_machine(
+            original_resource.arn,
+            definition=properties.get("DefinitionString"),
+            role_arn=properties.get("RoleArn"),
+        )
+
+    def delete_machine(cls, resource_name, cloudformation_json, account_id, region_name):
+        machines(account_id, region_name).delete_state_machine(resource_name)
+
+    StateMachine.create_from_cloudformation_json = classmethod(create_machine)
+    StateMachine.update_from_cloudformation_json = classmethod(update_machine)
+    StateMachine.delete_from_cloudformation_json = classmethod(delete_machine)
+
+    # EventBridge rules: a schedule rule (no EventPattern) matched every event; a Lambda
+    # target raised NotImplementedError (HTTP 500 on PutEvents).
+    from moto.events.models import Rule
+
+    send_to_targets = Rule.send_to_targets
+    require_signature(send_to_targets, ["self", "original_event", "transform_input"])
+
+    def send_to_targets_and_functions(self, original_event, transform_input=True):
+        if not self.event_pattern.get_pattern():
+            return  # a schedule rule: events never match it
+        if not self.event_pattern.matches_event(original_event):
+            return
+        functions = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["lambda"]]
+        if functions:
+            _invoke_async(self.account_id, self.region_name, [t["Arn"] for t in functions], original_event)
+        others = [t for t in self.targets if t not in functions]
+        if others:
+            all_targets, self.targets = self.targets, others
+            try:
+                send_to_targets(self, original_event, transform_input)
+            finally:
+                self.targets = all_targets
+
+    Rule.send_to_targets = send_to_targets_and_functions
+
+    # A resource whose Condition is false is not created: moto listed it as an empty row.
+    from moto.cloudformation.models import Stack
+
+    stack_resources = Stack.stack_resources.fget
+    Stack.stack_resources = property(lambda self: [r for r in stack_resources(self) if r is not None])
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    for model in models:
+        assert model in parsing.get_model_list()
+
+
+# --------------------------------------------------------------------------- (l) IAM as AWS checks it
+
+# Operations whose IAM action is named differently from the API operation (moto names the
+# action after the operation). The batch operations of SQS are authorised as their single
+# action (SQS developer guide, "Amazon SQS API permissions").
+IAM_ACTION_NAMES = {
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
+
+# Condition keys whose value every local request has. The local stack is plain HTTP on
+# loopback standing in for AWS's TLS endpoints (every SDK client uses TLS there).
+LOCAL_CONDITION_VALUES = {"aws:SecureTransport": "true"}
+
+
+def _conditions_hold(condition: dict, values: dict[str, str]) -> bool:
+    """A policy statement's Condition evaluated as IAM does for the operators used here
+    (Bool, String/Arn Equals and Like, their negations, ...IfExists); a key without a
+    value, or an operator not known here, makes the condition false."""
+    import fnmatch
+
+    for operator, tests in condition.items():
+        if_exists = operator.endswith("IfExists")
+        base = operator[: -len("IfExists")] if if_exists else operator
+        for key, expected in (tests or {}).items():
+            expected = [str(e) for e in (expected if isinstance(expected, list) else [expected])]
+            actual = values.get(key)
+            if actual is None:
+                if if_exists:
+                    continue
+                return False
+            if base == "Bool":
+                holds = actual.lower() in [e.lower() for e in expected]
+            elif base in ("StringEquals", "ArnEquals"):
+                holds = actual in expected
+            elif base in ("StringNotEquals", "ArnNotEquals"):
+                holds = actual not in expected
+            elif base in ("StringLike", "ArnLike"):
+                holds = any(fnmatch.fnmatchcase(actual, e) for e in expected)
+            elif base in ("StringNotLike", "ArnNotLike"):
+                holds = not any(fnmatch.fnmatchcase(actual, e) for e in expected)
+            else:
+                return False
+            if not holds:
+                return False
+    return True
+
+
+def patch_iam_enforcement() -> None:
+    """(l) Make moto's IAM authorisation check what AWS checks, for the services used here.
+
+    Enforcement itself is moto's (``INITIAL_NO_AUTH_ACTION_COUNT``, or POST
+    ``/moto-api/reset-auth`` with the number of requests still let through); this makes
+    it usable with least-privilege policies:
+
+    - moto knows the resource of a request for S3, SQS, STS and IAM only; for the
+      other services it checks the action against ``"*"``, which no scoped
+      ``Resource`` matches, so every scoped statement denied. Here, a request whose
+      resource moto does not know matches any ``Resource``: the ACTION is checked,
+      the resource is not (S3 and SQS check both).
+    - A statement whose Condition does not hold does not apply (moto DENIED the request,
+      whatever the Effect, and knew StringEquals only): conditions are evaluated by
+      ``_conditions_hold`` with ``LOCAL_CONDITION_VALUES`` (``aws:SecureTransport`` is
+      true: the loopback HTTP stands in for AWS's TLS endpoints). This is what lets the
+      report bucket's deny-non-TLS policy stand locally without denying everything.
+    - An authorisation error is answered in the service's protocol (query XML with one
+      ``Error``, or JSON ``__type``), so every SDK reads its code and message (moto sent
+      EC2-style XML, which only botocore read).
+    - Actions are checked as IAM names them: ``lambda:InvokeFunction`` for Invoke, SQS batch
+      operations as their single action (``IAM_ACTION_NAMES``).
+    - AssumeRole of a role whose trust policy names only a service (``lambda.amazonaws.com``)
+      crashed the check (HTTP 500); it is denied, as in AWS.
+    - moto's Step Functions engine signed its service calls (Lambda Invoke, ...) with a
+      fixed key that IAM does not know; it now signs them with credentials of the
+      execution's role (assumed in moto's STS), as Step Functions does.
+    - ``AWS::IAM::Role`` ignored ``ManagedPolicyArns``; they are attached (AWS managed
+      policies are loaded: MOTO_IAM_LOAD_MANAGED_POLICIES), and detached before the role
+      is deleted, as CloudFormation does. Its inline ``Policies`` were
+      stored as objects, not JSON text, with a null for each ``AWS::NoValue`` statement,
+      and every authorisation check of the role failed (HTTP 500); they are stored as
+      text, without the dropped statements.
+
+    ``CASCADE_IAM_ENFORCEMENT=1`` turns enforcement on from the first request (see
+    ``enforce_iam``).
+    """
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    from moto.iam import access_control
+    from moto.iam.models import Role, iam_backends
+
+    statement_check = access_control.IAMPolicyStatement.is_action_permitted
+    require_signature(
+        statement_check, ["self", "action", "resource", "principal", "incoming_condition_values"]
+    )
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        statement = self._statement
+        if not isinstance(statement, dict):
+            return access_control.PermissionResult.NEUTRAL
+        if statement.get("Condition"):
+            values = dict(LOCAL_CONDITION_VALUES, **(incoming_condition_values or {}))
+            if not _conditions_hold(statement["Condition"], values):
+                return access_control.PermissionResult.NEUTRAL  # the statement does not apply
+            statement = {k: v for k, v in statement.items() if k != "Condition"}
+        if resource == "*" and statement.get("Resource"):
+            statement = dict(statement, Resource="*")
+        if statement is not self._statement:
+            return statement_check(
+                access_control.IAMPolicyStatement(statement), action, resource, principal, incoming_condition_values
+            )
+        return statement_check(self, action, resource, principal, incoming_condition_values)
+
+    access_control.IAMPolicyStatement.is_action_permitted = is_action_permitted
+
+    check_principal = access_control.IAMPolicyStatement._check_principal
+    require_signature(check_principal, ["self", "principal"])
+
+    def _check_principal(self, principal):
+        expected = self._statement.get("Principal")
+        if isinstance(expected, dict) and "AWS" not in expected:
+            return False  # a Service or Federated principal: never an IAM caller
+        return check_principal(self, principal)
+
+    access_control.IAMPolicyStatement._check_principal = _check_principal
+
+    request_init = access_control.IAMRequestBase.__init__
+    require_signature(request_init, ["self", "account_id", "method", "path", "data", "body", "headers", "action"])
+
+    def init(self, *args, **kwargs):
+        request_init(self, *args, **kwargs)
+        self._action = IAM_ACTION_NAMES.get(self._action, self._action)
+
+    access_control.IAMRequestBase.__init__ = init
+
+    # Authorisation errors in the request's protocol (moto answered every service with the
+    # EC2-style <ErrorResponse><Errors><Error> XML, which SDKs other than botocore cannot
+    # read for awsQuery or awsJson services: their callers saw a 403 without a code).
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import JsonRESTError, _RESTError
+
+    authorize = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+    require_signature(authorize, ["self", "resource"])
+
+    class QueryAuthError(_RESTError):
+        def __init__(self, error: _RESTError):
+            super().__init__(error.error_type, error.message)
+            self.code = error.code
+            from xmltodict import unparse
+
+            self.description = unparse(
+                {"ErrorResponse": {"Error": {"Type": "Sender", "Code": error.error_type, "Message": error.message}}},
+                full_document=True,
+            )
+
+    def authorize_in_protocol(self, resource="*"):
+        try:
+            authorize(self, resource)
+        except _RESTError as error:
+            content_type = (self.headers.get("Content-Type") or "").lower()
+            if content_type.startswith("application/x-www-form-urlencoded"):
+                raise QueryAuthError(error) from None
+            if "json" in content_type or self.headers.get("X-Amz-Target"):
+                converted = JsonRESTError(error.error_type, error.message)
+                converted.code = error.code
+                raise converted from None
+            raise
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = authorize_in_protocol
+
+    # The Step Functions engine's clients: credentials of the execution's role.
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original_client_for = boto_client.boto_client_for
+    require_signature(original_client_for, ["region", "service", "state_credentials"])
+    def boto_client_for(region, service, state_credentials=None):
+        role_arn = getattr(state_credentials, "role_arn", None)
+        if not role_arn or role_arn.count(":") < 5:
+            return original_client_for(region, service, state_credentials)
+        role = _role_session(role_arn, region)
+        client = original_client_for(region, service, state_credentials)
+        import boto3
+
+        return boto3.client(
+            service_name=service,
+            region_name=region,
+            endpoint_url=client.meta.endpoint_url,
+            aws_access_key_id=role.access_key_id,
+            aws_secret_access_key=role.secret_access_key,
+            aws_session_token=role.session_token,
+            config=client.meta.config,
+        )
+
+    boto_client.boto_client_for = boto_client_for
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is original_client_for:
+            module.boto_client_for = boto_client_for
+
+    create_role = Role.create_from_cloudformation_json.__func__
+    require_signature(create_role, ["cls", "resource_name", "cloudformation_json", "account_id", "region_name", "kwargs"])
+
+    def create_role_with_managed_policies(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        role = create_role(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        # Inline policies are kept as documents (JSON text), as PutRolePolicy keeps them;
+        # the CloudFormation model stored the template's objects, which broke every check.
+        # An `!If [..., !Ref AWS::NoValue]` statement is dropped, as CloudFormation drops it
+        # (moto left a null in the Statement list).
+        for name, document in list(role.policies.items()):
+            if not isinstance(document, str):
+                if isinstance(document.get("Statement"), list):
+                    document = dict(document, Statement=[st for st in document["Statement"] if st is not None])
+                role.policies[name] = json.dumps(document)
+        backend = iam_backends[account_id]["aws"]
+        for arn in (cloudformation_json.get("Properties") or {}).get("ManagedPolicyArns") or []:
+            backend.attach_role_policy(arn, role.name)
+        return role
+
+    Role.create_from_cloudformation_json = classmethod(create_role_with_managed_policies)
+
+    # Deleting the role then failed DeleteConflict: CloudFormation detaches its managed
+    # policies first.
+    delete_role = Role.delete_from_cloudformation_json.__func__
+    require_signature(delete_role, ["cls", "resource_name", "cloudformation_json", "account_id", "region_name"])
+
+    def delete_role_detaching(cls, resource_name, cloudformation_json, account_id, region_name):
+        backend = iam_backends[account_id]["aws"]
+        for role in list(backend.roles.values()):
+            if role.name == resource_name or role.arn == resource_name:
+                for arn in list(role.managed_policies):
+                    backend.detach_role_policy(arn, role.name)
+        return delete_role(cls, resource_name, cloudformation_json, account_id, region_name)
+
+    Role.delete_from_cloudformation_json = classmethod(delete_role_detaching)
+
+    if os.environ.get("CASCADE_IAM_ENFORCEMENT") == "1":
+        enforce_iam()
+
+
+# The identity of everything that is not a deployed function (tests, the demo, the CLI run
+# by them): the credentials every local client already uses.
+LOCAL_ADMIN = {"user": "local-admin", "access_key_id": "test", "secret_access_key": "test"}
+
+
+def enforce_iam(account_id: str = "123456789012") -> None:
+    """Turn moto's IAM authorisation on from the first request.
+
+    Creates the IAM user ``local-admin`` allowed everything, with the access key
+    ``test``/``test`` that local clients use, so only the deployed functions (and the
+    state machine) act under least privilege: their credentials come from their roles.
+    """
+    from moto import settings
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    backend.create_user(region_name="us-east-1", user_name=LOCAL_ADMIN["user"])
+    backend.put_user_policy(
+        LOCAL_ADMIN["user"],
+        "everything",
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    )
+    # A form-encoded (query protocol) request reached the signature check without its body:
+    # moto re-encoded the parsed form, which matches only botocore's own encoding, so every
+    # CloudFormation, SQS-query or STS call of another SDK failed SignatureDoesNotMatch. The
+    # raw bytes are kept for the check (the parsed form and moto's body are unchanged).
+    from moto.core.responses import BaseResponse
+
+    setup_class = BaseResponse.setup_class
+    require_signature(setup_class, ["self", "request", "full_url", "headers", "use_raw_body"])
+
+    def setup_with_raw_form(self, request, full_url=None, headers=None, use_raw_body=None):
+        form = (request.content_type or "").startswith("application/x-www-form-urlencoded")
+        raw = request.get_data(cache=True) if form else b""
+        setup_class(self, request, full_url, headers, use_raw_body)
+        if form and raw:
+            self.raw_body = raw
+            if self.body == raw or self.body == raw.decode("utf-8", "replace"):
+                self.body = b"" if isinstance(self.body, bytes) else ""
+
+    BaseResponse.setup_class = setup_with_raw_form
+
+    key = backend.create_access_key(LOCAL_ADMIN["user"])
+    key.access_key_id = LOCAL_ADMIN["access_key_id"]
+    key.secret_access_key = LOCAL_ADMIN["secret_access_key"]
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -1135,6 +1905,9 @@ def main(argv: list[str]) -> None:
     patch_cfn_change_set_replacement()
     patch_ecs_deployment_rollout()
     patch_cfn_secretsmanager_secret()
+    patch_cfn_sam_transform()
+    patch_cfn_sam_output_resources()
+    patch_iam_enforcement()
     log(f"moto with Secret Cascade patches on http://{host}:{port} (pid {os.getpid()})")
 
     from moto.server import main as moto_server_main

@@ -1,27 +1,42 @@
-//! Deploys to the local AWS stack what `template.yaml` creates: the ticket queue and its
-//! dead-letter queue, the EventBridge rule, the report bucket, and the state machine from
-//! the real `statemachine.asl.json` with its substitutions. Everything is read from
-//! `template.yaml` itself (logical ids, the rule's event pattern, queue settings,
-//! substitutions), so this mirror cannot drift from the template unnoticed.
+//! Deploys `template.yaml` to the local AWS stack as `sam deploy` deploys it to AWS:
 //!
-//! The Lambda functions are not created: the launcher forwards every invoke to the local
-//! Lambda server by function name.
+//! 1. the artifacts go to an S3 bucket and the template is packaged to point at them
+//!    (what `sam package` does: each function's `CodeUri` and the state machine's
+//!    `DefinitionUri` become S3 locations);
+//! 2. a CREATE change set of the packaged template, with its `Transform:
+//!    AWS::Serverless-2016-10-31` and CAPABILITY_AUTO_EXPAND, is created and executed;
+//!    CloudFormation (moto's, with the launcher applying the pinned SAM transform where
+//!    AWS would) creates every resource: queues, rules, alarm, bucket and policies, log
+//!    groups, roles, functions, the state machine with its substitutions;
+//! 3. what was deployed is read from the stack's outputs.
+//!
+//! The functions' code is a placeholder archive unless [`DeployOptions::code`] names the
+//! `sam build` artifact: the launcher forwards every invoke to the local Lambda server,
+//! which runs the real handler in-process with the function's deployed Handler,
+//! environment and role credentials (see `lambda_server`).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use aws_config::SdkConfig;
+use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, StackStatus};
 use cascade_core::template::read_template;
-use cascade_lambda::{Function, FunctionConfig, FunctionContext};
-use serde_json::Value;
+use cascade_lambda::Function;
+use serde_json::{Value, json};
 
-use crate::{ACCOUNT, REGION, workspace_root};
+use crate::workspace_root;
 
-/// Prefix of every local name (the stack name a `sam deploy` would use).
+/// The stack name (samconfig.toml's `stack_name`).
 pub const STACK_NAME: &str = "secret-cascade";
+/// The bucket the artifacts are uploaded to (`sam deploy --resolve-s3` makes one like it).
+pub const ARTIFACT_BUCKET: &str = "secret-cascade-artifacts";
+/// An empty ZIP archive (only its end-of-central-directory record): the functions' code
+/// when no `sam build` artifact is given. Nothing runs it; see the module comment.
+const EMPTY_ZIP: [u8; 22] = [
+    0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
 
-/// Logical ids of template.yaml that the local deployment creates, and of the functions.
+/// Logical ids of template.yaml that the tests read.
 pub mod logical {
     /// The FIFO ticket queue.
     pub const TICKET_QUEUE: &str = "TicketQueue";
@@ -33,7 +48,7 @@ pub mod logical {
     pub const STATE_MACHINE: &str = "StateMachine";
     /// The report bucket.
     pub const BUCKET: &str = "ReportBucket";
-    /// The functions, by the binary they run.
+    /// The functions, by the function their Handler selects.
     pub const FUNCTIONS: [(&str, cascade_lambda::Function); 5] = [
         ("GatekeeperFunction", cascade_lambda::Function::Gatekeeper),
         ("DiscoverFunction", cascade_lambda::Function::Discover),
@@ -43,9 +58,11 @@ pub mod logical {
     ];
 }
 
-/// What was deployed.
+/// What was deployed, from the stack's outputs.
 #[derive(Debug, Clone)]
 pub struct Deployment {
+    /// The stack's id.
+    pub stack_id: String,
     /// The ticket queue's URL.
     pub queue_url: String,
     /// The dead-letter queue's URL.
@@ -54,17 +71,36 @@ pub struct Deployment {
     pub state_machine_arn: String,
     /// The report bucket.
     pub bucket: String,
-    /// The rule's name.
+    /// The label rule's name.
     pub rule_name: String,
+    /// Each function's deployed name.
+    pub functions: Vec<(Function, String)>,
 }
 
-/// Options of a local deployment.
+impl Deployment {
+    /// The deployed name of `function`.
+    pub fn function_name(&self, function: Function) -> &str {
+        self.functions
+            .iter()
+            .find(|(f, _)| *f == function)
+            .map(|(_, name)| name.as_str())
+            .expect("every function is deployed")
+    }
+}
+
+/// Options of a deployment: template parameters and what is deployed.
 #[derive(Debug, Clone, Default)]
 pub struct DeployOptions {
-    /// The secret holding the Slack webhook URL (the NotifyFunction's configuration).
+    /// `SlackWebhookSecretArn`: the secret holding the Slack webhook URL.
     pub slack_webhook_secret: Option<String>,
-    /// Seconds between two looks at an updating stack (the gatekeeper's PollSeconds).
+    /// `PollSeconds`: seconds between two looks at an updating stack (0: the default).
     pub poll_seconds: u32,
+    /// The template to deploy instead of template.yaml (long form), e.g. one with an
+    /// action removed from a role ([`without_action`]).
+    pub template: Option<Value>,
+    /// The `sam build` artifact directory of the functions' code (holding `bootstrap`),
+    /// zipped and uploaded as `sam package` does; without it, a placeholder archive.
+    pub code: Option<PathBuf>,
 }
 
 /// template.yaml, read into long-form JSON.
@@ -86,196 +122,233 @@ fn resource<'t>(template: &'t Value, id: &str) -> anyhow::Result<&'t Value> {
         .with_context(|| format!("template.yaml has no resource {id}"))
 }
 
-/// The local name of a resource: `secret-cascade-<LogicalId>` (FIFO queues end in `.fifo`).
-pub fn local_name(id: &str) -> String {
-    format!("{STACK_NAME}-{id}")
+/// The state machine's name as deployed under [`STACK_NAME`] (template.yaml names it,
+/// so that its role can name its child executions).
+pub fn state_machine_name(template: &Value) -> anyhow::Result<String> {
+    let name = resource(template, logical::STATE_MACHINE)?
+        .pointer("/Properties/Name/Fn::Sub")
+        .and_then(Value::as_str)
+        .context("StateMachine's Name is not a !Sub")?;
+    Ok(name.replace("${AWS::StackName}", STACK_NAME))
 }
 
-/// The ARN a function has locally, `...:function:secret-cascade-<binary>`; the launcher
-/// forwards its invokes by name and the local Lambda server runs that binary's handler.
-pub fn function_arn(logical_id: &str) -> String {
-    let binary = logical::FUNCTIONS
-        .iter()
-        .find(|(id, _)| *id == logical_id)
-        .map_or(logical_id, |(_, function)| function.name());
-    format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{binary}")
-}
-
-/// The state machine definition with its DefinitionSubstitutions from template.yaml.
-pub fn state_machine_definition(template: &Value) -> anyhow::Result<String> {
-    let mut definition = std::fs::read_to_string(state_machine_path())?;
-    let substitutions = resource(template, logical::STATE_MACHINE)?
-        .pointer("/Properties/DefinitionSubstitutions")
-        .and_then(Value::as_object)
-        .context("StateMachine has no DefinitionSubstitutions")?;
-    for (name, value) in substitutions {
-        let target = value
-            .pointer("/Fn::GetAtt/0")
-            .and_then(Value::as_str)
-            .with_context(|| format!("substitution {name} is not a !GetAtt of a function"))?;
-        definition = definition.replace(&format!("${{{name}}}"), &function_arn(target));
+/// The template as `sam package` leaves it: every function's code (its own `CodeUri` or
+/// the Globals one) and the state machine's definition at the given S3 locations.
+pub fn package(mut template: Value, code_key: &str, definition_key: &str) -> Value {
+    let code_uri = json!(format!("s3://{ARTIFACT_BUCKET}/{code_key}"));
+    if let Some(globals) = template.pointer_mut("/Globals/Function/CodeUri") {
+        *globals = code_uri.clone();
     }
-    if let Some(left) = definition.find("${") {
+    if let Some(resources) = template.get_mut("Resources").and_then(Value::as_object_mut) {
+        for body in resources.values_mut() {
+            let kind = body
+                .get("Type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let Some(properties) = body.get_mut("Properties").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            match kind.as_str() {
+                "AWS::Serverless::Function" if properties.contains_key("CodeUri") => {
+                    properties.insert("CodeUri".into(), code_uri.clone());
+                }
+                "AWS::Serverless::StateMachine" if properties.contains_key("DefinitionUri") => {
+                    properties.insert(
+                        "DefinitionUri".into(),
+                        json!({"Bucket": ARTIFACT_BUCKET, "Key": definition_key}),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    template
+}
+
+/// `template` with `action` taken out of the inline policies of resource `logical_id` (a
+/// function or the state machine). An error when no statement of it grants that action, so
+/// a test built on it cannot pass by removing nothing.
+pub fn without_action(
+    mut template: Value,
+    logical_id: &str,
+    action: &str,
+) -> anyhow::Result<Value> {
+    let policies = template
+        .pointer_mut(&format!("/Resources/{logical_id}/Properties/Policies"))
+        .and_then(Value::as_array_mut)
+        .with_context(|| format!("{logical_id} has no Policies"))?;
+    let mut removed = 0;
+    for policy in policies.iter_mut() {
+        let Some(statements) = policy.get_mut("Statement").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for statement in statements.iter_mut() {
+            match statement.get_mut("Action") {
+                Some(Value::Array(actions)) => {
+                    let before = actions.len();
+                    actions.retain(|a| a.as_str() != Some(action));
+                    removed += before - actions.len();
+                }
+                Some(Value::String(one)) if one == action => {
+                    statement["Action"] = json!([]);
+                    removed += 1;
+                }
+                _ => {}
+            }
+        }
+        statements.retain(|s| s.get("Action") != Some(&json!([])));
+    }
+    if removed == 0 {
+        bail!("no policy statement of {logical_id} grants {action}");
+    }
+    Ok(template)
+}
+
+/// Deploys the template to the local stack as `sam deploy` does (see the module comment)
+/// and returns what was deployed.
+pub async fn deploy(config: &SdkConfig, options: &DeployOptions) -> anyhow::Result<Deployment> {
+    let template = match &options.template {
+        Some(template) => template.clone(),
+        None => template()?,
+    };
+    let s3 = aws_sdk_s3::Client::new(config);
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+
+    // `sam package`: the artifacts to S3, the template pointing at them.
+    s3.create_bucket().bucket(ARTIFACT_BUCKET).send().await?;
+    let code = match &options.code {
+        Some(dir) => zip_artifact(dir)?,
+        None => EMPTY_ZIP.to_vec(),
+    };
+    let (code_key, definition_key) = ("cascade-lambda.zip", "statemachine.asl.json");
+    s3.put_object()
+        .bucket(ARTIFACT_BUCKET)
+        .key(code_key)
+        .body(code.into())
+        .send()
+        .await?;
+    s3.put_object()
+        .bucket(ARTIFACT_BUCKET)
+        .key(definition_key)
+        .body(std::fs::read(state_machine_path())?.into())
+        .send()
+        .await?;
+    let packaged = package(template, code_key, definition_key);
+
+    // `sam deploy`: a CREATE change set through the transform, executed.
+    let mut parameters = Vec::new();
+    if let Some(secret) = &options.slack_webhook_secret {
+        parameters.push(("SlackWebhookSecretArn", secret.clone()));
+    }
+    if options.poll_seconds > 0 {
+        parameters.push(("PollSeconds", options.poll_seconds.to_string()));
+    }
+    let created = cfn
+        .create_change_set()
+        .stack_name(STACK_NAME)
+        .change_set_name(format!("{STACK_NAME}-deploy"))
+        .change_set_type(ChangeSetType::Create)
+        .template_body(packaged.to_string())
+        .set_parameters(Some(
+            parameters
+                .into_iter()
+                .map(|(k, v)| {
+                    Parameter::builder()
+                        .parameter_key(k)
+                        .parameter_value(v)
+                        .build()
+                })
+                .collect(),
+        ))
+        .capabilities(Capability::CapabilityIam)
+        .capabilities(Capability::CapabilityNamedIam)
+        .capabilities(Capability::CapabilityAutoExpand)
+        .send()
+        .await
+        .map_err(|e| {
+            let body = e
+                .raw_response()
+                .and_then(|r| r.body().bytes())
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            anyhow::anyhow!("CreateChangeSet of the template (through the SAM transform): {body}")
+        })?;
+    let change_set = created.id().context("no change set id")?;
+    cfn.execute_change_set()
+        .change_set_name(change_set)
+        .send()
+        .await?;
+    let stack = cfn
+        .describe_stacks()
+        .stack_name(STACK_NAME)
+        .send()
+        .await?
+        .stacks()
+        .first()
+        .cloned()
+        .context("the stack was not created")?;
+    if stack.stack_status() != Some(&StackStatus::CreateComplete) {
         bail!(
-            "statemachine.asl.json has a placeholder without a substitution near: {}",
-            &definition[left..(left + 40).min(definition.len())]
+            "the stack ended {:?}: {}",
+            stack.stack_status(),
+            stack.stack_status_reason().unwrap_or_default()
         );
     }
-    Ok(definition)
-}
-
-/// Creates the resources in the local stack.
-pub async fn deploy(config: &SdkConfig) -> anyhow::Result<Deployment> {
-    let template = template()?;
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let s3 = aws_sdk_s3::Client::new(config);
-    let events = aws_sdk_eventbridge::Client::new(config);
-    let sfn = aws_sdk_sfn::Client::new(config);
-
-    // The bucket.
-    let bucket = local_name(logical::BUCKET).to_lowercase();
-    resource(&template, logical::BUCKET)?;
-    s3.create_bucket().bucket(&bucket).send().await?;
-
-    // The queues, with the template's settings.
-    let queue = resource(&template, logical::TICKET_QUEUE)?;
-    let dlq_name = format!("{}.fifo", local_name(logical::DEAD_LETTER_QUEUE));
-    let dead_letter_url = sqs
-        .create_queue()
-        .queue_name(&dlq_name)
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+    let output = |key: &str| -> anyhow::Result<String> {
+        stack
+            .outputs()
+            .iter()
+            .find(|o| o.output_key() == Some(key))
+            .and_then(|o| o.output_value())
+            .map(str::to_string)
+            .with_context(|| format!("the stack has no output {key}"))
+    };
+    let rule_name = cfn
+        .describe_stack_resource()
+        .stack_name(STACK_NAME)
+        .logical_resource_id(logical::LABEL_RULE)
         .send()
         .await?
-        .queue_url()
-        .context("no DLQ URL")?
+        .stack_resource_detail()
+        .and_then(|r| r.physical_resource_id())
+        .context("the label rule has no physical id")?
         .to_string();
-    let dlq_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{dlq_name}");
-    let max_receive = queue
-        .pointer("/Properties/RedrivePolicy/maxReceiveCount")
-        .and_then(Value::as_u64)
-        .context("TicketQueue has no maxReceiveCount")?;
-    let visibility = queue
-        .pointer("/Properties/VisibilityTimeout")
-        .and_then(Value::as_u64)
-        .context("TicketQueue has no VisibilityTimeout")?;
-    let queue_name = format!("{}.fifo", local_name(logical::TICKET_QUEUE));
-    let mut attributes = BTreeMap::new();
-    attributes.insert("FifoQueue", "true".to_string());
-    attributes.insert("ContentBasedDeduplication", "true".to_string());
-    attributes.insert("VisibilityTimeout", visibility.to_string());
-    attributes.insert(
-        "RedrivePolicy",
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive})
-            .to_string(),
-    );
-    let mut create = sqs.create_queue().queue_name(&queue_name);
-    for (k, v) in attributes {
-        create = create.attributes(aws_sdk_sqs::types::QueueAttributeName::from(k), v);
-    }
-    let queue_url = create
-        .send()
-        .await?
-        .queue_url()
-        .context("no queue URL")?
-        .to_string();
-    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_name}");
-
-    // The rule, with the template's event pattern (no name filter: the parameter's default).
-    let rule = resource(&template, logical::LABEL_RULE)?;
-    let mut pattern = rule
-        .pointer("/Properties/EventPattern")
-        .cloned()
-        .context("SecretLabelUpdatedRule has no EventPattern")?;
-    if let Some(detail) = pattern.get_mut("detail").and_then(Value::as_object_mut) {
-        detail.retain(|_, v| v.get("Fn::If").is_none());
-    }
-    let group = rule
-        .pointer("/Properties/Targets/0/SqsParameters/MessageGroupId")
-        .and_then(Value::as_str)
-        .context("SecretLabelUpdatedRule's target has no MessageGroupId")?;
-    let rule_name = local_name(logical::LABEL_RULE);
-    events
-        .put_rule()
-        .name(&rule_name)
-        .event_pattern(pattern.to_string())
-        .send()
-        .await?;
-    events
-        .put_targets()
-        .rule(&rule_name)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("ticket-queue")
-                .arn(&queue_arn)
-                .sqs_parameters(
-                    aws_sdk_eventbridge::types::SqsParameters::builder()
-                        .message_group_id(group)
-                        .build(),
-                )
-                .build()?,
-        )
-        .send()
-        .await?;
-
-    // The state machine, from the real definition.
-    let definition = state_machine_definition(&template)?;
-    let state_machine_arn = sfn
-        .create_state_machine()
-        .name(local_name(logical::STATE_MACHINE))
-        .definition(definition)
-        .role_arn(format!(
-            "arn:aws:iam::{ACCOUNT}:role/{}",
-            local_name("StateMachineRole")
-        ))
-        .send()
-        .await?
-        .state_machine_arn()
-        .to_string();
-
+    let functions = logical::FUNCTIONS
+        .iter()
+        .map(|(id, function)| Ok((*function, output(&format!("{id}Name"))?)))
+        .collect::<anyhow::Result<_>>()?;
     Ok(Deployment {
-        queue_url,
-        dead_letter_url,
-        state_machine_arn,
-        bucket,
+        stack_id: stack.stack_id().unwrap_or_default().to_string(),
+        queue_url: output("TicketQueueUrl")?,
+        dead_letter_url: output("TicketDeadLetterQueueUrl")?,
+        state_machine_arn: output("StateMachineArn")?,
+        bucket: output("ReportBucketName")?,
         rule_name,
+        functions,
     })
 }
 
-/// The context each function runs with in this deployment (what template.yaml's
-/// environment variables give them in AWS).
-pub fn function_contexts(
-    deployment: &Deployment,
-    clients: &cascade_aws::Clients,
-    options: &DeployOptions,
-) -> anyhow::Result<Vec<FunctionContext>> {
-    let env = |function: Function| -> BTreeMap<&'static str, String> {
-        let mut env = BTreeMap::new();
-        env.insert("CASCADE_BUCKET", deployment.bucket.clone());
-        if function == Function::Gatekeeper {
-            env.insert("CASCADE_QUEUE_URL", deployment.queue_url.clone());
-            env.insert(
-                "CASCADE_STATE_MACHINE_ARN",
-                deployment.state_machine_arn.clone(),
-            );
-            env.insert(
-                "CASCADE_POLL_SECONDS",
-                options.poll_seconds.max(1).to_string(),
-            );
-        }
-        if let Some(secret) = &options.slack_webhook_secret {
-            env.insert("CASCADE_SLACK_WEBHOOK_SECRET_ARN", secret.clone());
-        }
-        env
-    };
-    logical::FUNCTIONS
-        .iter()
-        .map(|(_, function)| {
-            let env = env(*function);
-            let config = FunctionConfig::from_lookup(*function, |k| env.get(k).cloned())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            FunctionContext::new(config, clients.clone()).map_err(|e| anyhow::anyhow!("{e}"))
-        })
-        .collect()
+/// The artifact directory zipped, as `sam package` zips a function's `CodeUri` (Python's
+/// zipfile, which SAM CLI uses too: `bootstrap` keeps its executable bit).
+fn zip_artifact(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let base = std::env::temp_dir().join(format!("cascade-artifact-{}", std::process::id()));
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import shutil, sys; shutil.make_archive(sys.argv[1], 'zip', sys.argv[2])",
+        ])
+        .arg(&base)
+        .arg(dir)
+        .status()
+        .context("cannot run python3 to zip the artifact")?;
+    let archive = base.with_extension("zip");
+    if !status.success() {
+        bail!("zipping {} failed", dir.display());
+    }
+    let bytes = std::fs::read(&archive)?;
+    let _ = std::fs::remove_file(&archive);
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -283,7 +356,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_mirrored_logical_id_is_in_the_template() {
+    fn every_function_builds_the_one_binary_and_serves_its_own_handler() {
         let t = template().unwrap();
         for id in [
             logical::TICKET_QUEUE,
@@ -310,6 +383,8 @@ mod tests {
                 "{id} serves {}",
                 function.name()
             );
+            // The stack's outputs name every function (the deployment reads them).
+            assert!(t.pointer(&format!("/Outputs/{id}Name")).is_some(), "{id}");
         }
     }
 
@@ -340,9 +415,34 @@ mod tests {
     }
 
     #[test]
-    fn the_definition_has_every_placeholder_substituted() {
-        let definition = state_machine_definition(&template().unwrap()).unwrap();
-        assert!(!definition.contains("${"));
-        assert!(definition.contains(&function_arn("RefreshFunction")));
+    fn packaging_points_the_code_and_the_definition_at_s3() {
+        let packaged = package(template().unwrap(), "code.zip", "def.json");
+        assert_eq!(
+            packaged["Globals"]["Function"]["CodeUri"],
+            json!(format!("s3://{ARTIFACT_BUCKET}/code.zip"))
+        );
+        assert_eq!(
+            packaged["Resources"]["StateMachine"]["Properties"]["DefinitionUri"],
+            json!({"Bucket": ARTIFACT_BUCKET, "Key": "def.json"})
+        );
+        assert_eq!(
+            state_machine_name(&packaged).unwrap(),
+            format!("{STACK_NAME}-cascade")
+        );
+    }
+
+    #[test]
+    fn an_action_is_removed_from_one_role_only_when_it_is_granted() {
+        let t = template().unwrap();
+        let edited = without_action(
+            t.clone(),
+            "RefreshFunction",
+            "cloudformation:CreateChangeSet",
+        )
+        .unwrap();
+        let text = edited["Resources"]["RefreshFunction"].to_string();
+        assert!(!text.contains("cloudformation:CreateChangeSet"));
+        assert!(text.contains("cloudformation:ExecuteChangeSet"));
+        assert!(without_action(t, "ReportFunction", "cloudformation:CreateChangeSet").is_err());
     }
 }

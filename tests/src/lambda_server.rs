@@ -2,6 +2,13 @@
 //! (`POST /2015-03-31/functions/{name}/invocations`) that runs Secret Cascade's real
 //! handlers in-process. The local AWS stack forwards Lambda invokes to it (the launcher's
 //! `LAMBDA_FORWARD_URL`), so the real state machine runs the real handlers.
+//!
+//! For a function deployed from template.yaml, the launcher sends what Lambda gives the
+//! function's process: its Handler (`X-Cascade-Handler`) and its environment
+//! (`X-Cascade-Environment`: the variables the template sets, and credentials of the
+//! function's own execution role). The handler then runs as in Lambda: the function chosen
+//! by its Handler, its configuration read from that environment, its AWS calls made with
+//! its role's credentials (so the local stack's IAM enforcement applies to them).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +42,8 @@ pub struct LambdaServer {
 #[derive(Clone)]
 struct Shared {
     contexts: Contexts,
+    /// Contexts built from a deployed function's environment, by that environment.
+    deployed: Arc<RwLock<HashMap<String, FunctionContext>>>,
     invocations: Arc<RwLock<Vec<(Function, Value)>>>,
     errors: Arc<RwLock<Vec<(Function, String, String)>>>,
 }
@@ -47,6 +56,7 @@ impl LambdaServer {
         let url = format!("http://{}", listener.local_addr()?);
         let shared = Shared {
             contexts: Arc::new(RwLock::new(HashMap::new())),
+            deployed: Arc::new(RwLock::new(HashMap::new())),
             invocations: Arc::new(RwLock::new(Vec::new())),
             errors: Arc::new(RwLock::new(Vec::new())),
         };
@@ -93,9 +103,36 @@ impl Drop for LambdaServer {
 
 /// One invocation, in the Invoke API's shape: the function's result as the body, or its
 /// error as `{"errorType", "errorMessage"}` with `X-Amz-Function-Error: Unhandled`.
-async fn invoke(State(shared): State<Shared>, Path(name): Path<String>, body: String) -> Response {
-    let Some(function) = Function::from_deployed_name(&name) else {
-        return (StatusCode::NOT_FOUND, format!("no function {name}")).into_response();
+async fn invoke(
+    State(shared): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let header = |key: &str| headers.get(key).and_then(|v| v.to_str().ok());
+    let (function, context) = match (header("X-Cascade-Handler"), header("X-Cascade-Environment")) {
+        (Some(handler), Some(environment)) => {
+            let function = match Function::from_handler(Some(handler)) {
+                Ok(function) => function,
+                Err(e) => return function_error("UnknownHandler", &e.to_string()),
+            };
+            match deployed_context(&shared, function, environment).await {
+                Ok(context) => (function, Some(context)),
+                Err(e) => return function_error("ConfigurationError", &format!("{e:#}")),
+            }
+        }
+        _ => {
+            let Some(function) = Function::from_deployed_name(&name) else {
+                return (StatusCode::NOT_FOUND, format!("no function {name}")).into_response();
+            };
+            let context = shared
+                .contexts
+                .read()
+                .expect("not poisoned")
+                .get(&function)
+                .cloned();
+            (function, context)
+        }
     };
     let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     shared
@@ -103,12 +140,6 @@ async fn invoke(State(shared): State<Shared>, Path(name): Path<String>, body: St
         .write()
         .expect("not poisoned")
         .push((function, payload.clone()));
-    let context = shared
-        .contexts
-        .read()
-        .expect("not poisoned")
-        .get(&function)
-        .cloned();
     let Some(context) = context else {
         return function_error(
             "ConfigurationError",
@@ -140,4 +171,52 @@ fn function_error(kind: &str, message: &str) -> Response {
         axum::Json(json!({"errorType": kind, "errorMessage": message})),
     )
         .into_response()
+}
+
+/// The context of a deployed function: its configuration read from the environment Lambda
+/// gives it (as `cascade-lambda` reads it at start), and clients with the region, endpoint
+/// and role credentials of that environment. Built once per environment.
+async fn deployed_context(
+    shared: &Shared,
+    function: Function,
+    environment: &str,
+) -> anyhow::Result<FunctionContext> {
+    if let Some(context) = shared
+        .deployed
+        .read()
+        .expect("not poisoned")
+        .get(environment)
+    {
+        return Ok(context.clone());
+    }
+    let env: HashMap<String, String> = serde_json::from_str(environment)?;
+    let var = |key: &str| {
+        env.get(key)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the function's environment has no {key}"))
+    };
+    let credentials = aws_sdk_cloudformation::config::Credentials::new(
+        var("AWS_ACCESS_KEY_ID")?,
+        var("AWS_SECRET_ACCESS_KEY")?,
+        env.get("AWS_SESSION_TOKEN").cloned(),
+        None,
+        "lambda-execution-role",
+    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(var("AWS_REGION")?))
+        .endpoint_url(var("AWS_ENDPOINT_URL")?)
+        .credentials_provider(credentials)
+        .load()
+        .await;
+    let function_config =
+        cascade_lambda::FunctionConfig::from_lookup(function, |k| env.get(k).cloned())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let context = FunctionContext::new(function_config, cascade_aws::Clients::new(&config))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    shared
+        .deployed
+        .write()
+        .expect("not poisoned")
+        .insert(environment.to_string(), context.clone());
+    Ok(context)
 }

@@ -49,6 +49,10 @@ pub struct LocalStackOptions {
     pub lambda_forward_url: Option<String>,
     /// Step Functions mock config file.
     pub sfn_mock_config: Option<PathBuf>,
+    /// Enforce IAM from the first request (the launcher's `CASCADE_IAM_ENFORCEMENT`): the
+    /// test credentials are the local administrator's, deployed functions act with their
+    /// roles' credentials.
+    pub iam_enforcement: bool,
 }
 
 impl LocalStack {
@@ -89,6 +93,9 @@ impl LocalStack {
             }
             if let Some(path) = &options.sfn_mock_config {
                 command.env("SFN_MOCK_CONFIG", path);
+            }
+            if options.iam_enforcement {
+                command.env("CASCADE_IAM_ENFORCEMENT", "1");
             }
             let child = command.spawn().context("cannot start the moto launcher")?;
             let mut stack = LocalStack {
@@ -165,7 +172,11 @@ impl Drop for LocalStack {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        if std::env::var_os("CASCADE_KEEP_LOCAL_LOG").is_some() {
+            eprintln!("the local stack's log is kept: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

@@ -1,18 +1,19 @@
 //! The whole local pipeline, brought up in one call: the local Lambda server (the real
-//! handlers), a local stack forwarding Lambda invokes to it, and template.yaml's resources
-//! deployed to it. Used by the pipeline tests, the mocked state machine tests, the demo and
-//! the pipeline benchmark.
+//! handlers), a local stack forwarding Lambda invokes to it with IAM enforced, and
+//! template.yaml deployed to it through the SAM transform (`deploy`). Used by the pipeline
+//! tests, the mocked state machine tests, the demo and the pipeline benchmark.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use aws_config::SdkConfig;
 use cascade_aws::Clients;
+use cascade_lambda::Function;
 use serde_json::{Value, json};
 
-use crate::deploy::{self, DeployOptions, Deployment, function_contexts, local_name};
+use crate::deploy::{self, DeployOptions, Deployment};
 use crate::lambda_server::LambdaServer;
-use crate::{ACCOUNT, LocalStack, LocalStackOptions};
+use crate::{LocalStack, LocalStackOptions};
 
 /// A running local pipeline.
 pub struct LocalPipeline {
@@ -20,28 +21,57 @@ pub struct LocalPipeline {
     pub lambda: LambdaServer,
     /// The local stack.
     pub local: LocalStack,
-    /// SDK configuration for the local stack.
+    /// SDK configuration for the local stack (the local administrator: everything but the
+    /// deployed functions and the state machine, which act with their own roles).
     pub config: SdkConfig,
-    /// Secret Cascade's clients for the local stack.
+    /// Secret Cascade's clients for the local stack, as the local administrator.
     pub clients: Clients,
     /// What was deployed.
     pub deployment: Deployment,
 }
 
+/// How to bring up a local pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions {
+    /// Step Functions mock config file.
+    pub sfn_mock_config: Option<PathBuf>,
+    /// The Slack webhook URL: stored in a secret (`secret-cascade/slack`) before the
+    /// deployment, whose ARN becomes the `SlackWebhookSecretArn` parameter.
+    pub slack_webhook_url: Option<String>,
+    /// The deployment's options (the Slack secret is filled in from `slack_webhook_url`).
+    pub deploy: DeployOptions,
+    /// Leave IAM unenforced (moto's default). The pipeline enforces it unless told.
+    pub without_iam_enforcement: bool,
+}
+
 impl LocalPipeline {
-    /// Starts the Lambda server and a local stack (with a Step Functions mock config, if
-    /// given) and deploys the application's resources. The functions have no configuration
-    /// until [`LocalPipeline::configure`].
-    pub async fn start(sfn_mock_config: Option<PathBuf>) -> anyhow::Result<Self> {
+    /// Starts the Lambda server and a local stack, then deploys template.yaml.
+    pub async fn start(options: PipelineOptions) -> anyhow::Result<Self> {
         let lambda = LambdaServer::start().await?;
-        let options = LocalStackOptions {
+        let stack_options = LocalStackOptions {
             lambda_forward_url: Some(lambda.url.clone()),
-            sfn_mock_config,
+            sfn_mock_config: options.sfn_mock_config.clone(),
+            iam_enforcement: !options.without_iam_enforcement,
         };
-        let local = tokio::task::spawn_blocking(move || LocalStack::start_with(&options)).await??;
+        let local =
+            tokio::task::spawn_blocking(move || LocalStack::start_with(&stack_options)).await??;
         let config = local.sdk_config().await;
         let clients = local.clients().await;
-        let deployment = deploy::deploy(&config).await?;
+        let mut deploy_options = options.deploy.clone();
+        if let Some(url) = &options.slack_webhook_url {
+            let secret = clients
+                .secrets
+                .create_secret()
+                .name("secret-cascade/slack")
+                .secret_string(json!({ "webhook_url": url }).to_string())
+                .send()
+                .await
+                .context("cannot create the Slack webhook secret")?;
+            deploy_options.slack_webhook_secret = secret.arn().map(str::to_string);
+        }
+        let deployment = deploy::deploy(&config, &deploy_options)
+            .await
+            .map_err(|e| e.context(format!("the local stack's log ends:\n{}", local.log_tail())))?;
         Ok(LocalPipeline {
             lambda,
             local,
@@ -51,29 +81,134 @@ impl LocalPipeline {
         })
     }
 
-    /// Gives every function the configuration template.yaml's environment would.
-    pub fn configure(&self, options: &DeployOptions) -> anyhow::Result<()> {
-        for context in function_contexts(&self.deployment, &self.clients, options)? {
-            self.lambda.set_context(context);
-        }
-        Ok(())
-    }
-
-    /// Deploys the real definition with its map run INLINE (same states), so that each
-    /// iteration's states show in the execution history; returns its ARN.
+    /// Deploys the deployed definition with its map run INLINE (same states, same role),
+    /// so that each iteration's states show in the execution history; returns its ARN.
     pub async fn deploy_inline_twin(&self, name: &str) -> anyhow::Result<String> {
-        let definition = deploy::state_machine_definition(&deploy::template()?)?;
-        let out = aws_sdk_sfn::Client::new(&self.config)
+        let sfn = aws_sdk_sfn::Client::new(&self.config);
+        let deployed = sfn
+            .describe_state_machine()
+            .state_machine_arn(&self.deployment.state_machine_arn)
+            .send()
+            .await?;
+        let out = sfn
             .create_state_machine()
             .name(name)
-            .definition(inline_twin(&definition)?)
-            .role_arn(format!(
-                "arn:aws:iam::{ACCOUNT}:role/{}",
-                local_name("StateMachineRole")
-            ))
+            .definition(inline_twin(deployed.definition())?)
+            .role_arn(deployed.role_arn())
             .send()
             .await?;
         Ok(out.state_machine_arn().to_string())
+    }
+
+    /// Invokes the deployed `function` through the Lambda API, as its schedule or rule
+    /// does (the schedule never fires locally), and returns its result; a function error
+    /// is an error carrying the function's `errorType` and message.
+    pub async fn invoke(&self, function: Function, payload: &Value) -> anyhow::Result<Value> {
+        let out = aws_sdk_lambda::Client::new(&self.config)
+            .invoke()
+            .function_name(self.deployment.function_name(function))
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+            .send()
+            .await
+            .with_context(|| format!("Invoke {}", function.name()))?;
+        let body: Value = out
+            .payload()
+            .map(|p| serde_json::from_slice(p.as_ref()))
+            .transpose()?
+            .unwrap_or(Value::Null);
+        if let Some(error) = out.function_error() {
+            anyhow::bail!("{} failed ({error}): {body}", function.name());
+        }
+        Ok(body)
+    }
+
+    /// Sends the `Secret Label Updated` event Secrets Manager sends when `secret` (name)
+    /// gets `version` as AWSCURRENT (moto sends none) to the default bus.
+    pub async fn secret_label_updated(
+        &self,
+        secret: &str,
+        arn: &str,
+        version: &str,
+    ) -> anyhow::Result<()> {
+        let put = aws_sdk_eventbridge::Client::new(&self.config)
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source("aws.secretsmanager")
+                    .detail_type("Secret Label Updated")
+                    .resources(arn)
+                    .detail(
+                        json!({"name": secret, "labelUpdated": "AWSCURRENT", "versionId": version})
+                            .to_string(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(
+            put.failed_entry_count() == 0,
+            "the event was not put: {put:?}"
+        );
+        Ok(())
+    }
+
+    /// One gatekeeper tick (the deployed function, invoked through Lambda) and the
+    /// execution it started, followed to its end: its final description and the batch's
+    /// JSON report (`None` when the execution wrote none).
+    pub async fn run_batch(
+        &self,
+    ) -> anyhow::Result<(
+        aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput,
+        Option<Value>,
+    )> {
+        let tick = json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+        let outcome = self.invoke(Function::Gatekeeper, &tick).await?;
+        let started = outcome["outcome"].as_str().unwrap_or_default();
+        anyhow::ensure!(
+            started.starts_with("Started"),
+            "the gatekeeper started nothing: {outcome}"
+        );
+        let sfn = aws_sdk_sfn::Client::new(&self.config);
+        let listed = sfn
+            .list_executions()
+            .state_machine_arn(&self.deployment.state_machine_arn)
+            .send()
+            .await?;
+        let arn = listed
+            .executions()
+            .first()
+            .context("no execution")?
+            .execution_arn()
+            .to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        let execution = loop {
+            let out = sfn.describe_execution().execution_arn(&arn).send().await?;
+            if *out.status() != aws_sdk_sfn::types::ExecutionStatus::Running {
+                break out;
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "{arn} still runs after 300 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        let listed = aws_sdk_s3::Client::new(&self.config)
+            .list_objects_v2()
+            .bucket(&self.deployment.bucket)
+            .prefix("reports/")
+            .send()
+            .await?;
+        let key = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .find(|k| k.ends_with("report.json"))
+            .map(str::to_string);
+        let report = match key {
+            Some(key) => Some(self.read_report(&key).await?),
+            None => None,
+        };
+        Ok((execution, report))
     }
 
     /// The JSON report stored at `key` in the report bucket.

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use cascade_core::secret::AWSCURRENT;
-use cascade_lambda::{Function, handle};
+use cascade_lambda::Function;
 use cascade_tests::deploy::DeployOptions;
-use cascade_tests::pipeline::LocalPipeline;
+use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::slack_sink::SlackSink;
 use cascade_tests::update_completes;
 use serde_json::{Value, json};
@@ -67,29 +67,23 @@ async fn wait_for_execution(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_change_flows_through_the_whole_pipeline() {
-    let pipeline = LocalPipeline::start(None).await.unwrap();
+    let sink = SlackSink::start().await.unwrap();
+    let pipeline = LocalPipeline::start(PipelineOptions {
+        slack_webhook_url: Some(sink.url.clone()),
+        deploy: DeployOptions {
+            poll_seconds: 1,
+            ..DeployOptions::default()
+        },
+        ..PipelineOptions::default()
+    })
+    .await
+    .unwrap();
     let (config, clients, deployment, lambda) = (
         &pipeline.config,
         &pipeline.clients,
         &pipeline.deployment,
         &pipeline.lambda,
     );
-
-    let sink = SlackSink::start().await.unwrap();
-    let slack_secret = clients
-        .secrets
-        .create_secret()
-        .name("secret-cascade/slack")
-        .secret_string(json!({"webhook_url": sink.url}).to_string())
-        .send()
-        .await
-        .unwrap();
-    pipeline
-        .configure(&DeployOptions {
-            slack_webhook_secret: slack_secret.arn().map(str::to_string),
-            poll_seconds: 1,
-        })
-        .unwrap();
 
     // The consumers of prod/db.
     let db = clients
@@ -214,23 +208,14 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         "the event became one ticket"
     );
 
-    // The schedule never fires locally: call the gatekeeper as it would.
-    let gatekeeper = lambda
-        .contexts
-        .read()
-        .unwrap()
-        .get(&Function::Gatekeeper)
-        .cloned()
-        .unwrap();
-    let outcome = serde_json::to_value(
-        handle(
-            &gatekeeper,
-            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+    // The schedule never fires locally: invoke the deployed gatekeeper as it would.
+    let outcome = pipeline
+        .invoke(
+            Function::Gatekeeper,
+            &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
         )
         .await
-        .unwrap(),
-    )
-    .unwrap();
+        .unwrap();
     assert!(
         outcome["outcome"].as_str().unwrap().starts_with("Started"),
         "{outcome}"

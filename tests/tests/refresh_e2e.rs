@@ -781,7 +781,9 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
         assert_eq!(line(&report, name).outcome, Outcome::Refreshed, "{name}");
     }
 
-    // ---- SAM (a06): moto stores the template as is and updates it like any other.
+    // ---- SAM (a06): the transform expands Ingest into a function and its role; recreating
+    // Ingest removes and re-adds both (new physical ids), and nothing else: GetTemplate
+    // still gives the template as written.
     let sam = snapshot(&cfn, "a06-sam").await?;
     assert!(
         sam.template
@@ -790,9 +792,16 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
     assert_eq!(sam.template, before["a06-sam"].template);
     assert_eq!(line(&report, "a06-sam").resources, ["Ingest"]);
     assert_eq!(
-        sam.resources, before["a06-sam"].resources,
+        sam.resources["Marker"], before["a06-sam"].resources["Marker"],
         "Marker untouched"
     );
+    for generated in ["Ingest", "IngestRole"] {
+        assert_ne!(
+            sam.resources[generated], before["a06-sam"].resources[generated],
+            "{generated} recreated"
+        );
+    }
+    assert_eq!(sam.resources.len(), 3);
 
     // ---- NoEcho (a07): the value is kept (UsePreviousValue), and written nowhere in the
     // store, saved originals included.

@@ -22,7 +22,7 @@
 //! twice: on the real (DISTRIBUTED) machine, asserting the parent history, the map run's
 //! counts and the output; and on an INLINE twin of it (the same definition with only
 //! `ProcessorConfig` changed to `{"Mode": "INLINE"}`, deployed as
-//! `secret-cascade-StateMachine-inline` with the same test cases), whose history holds
+//! `secret-cascade-cascade-inline` with the same test cases), whose history holds
 //! every iteration's states, asserting which states each iteration went through. The
 //! other cases run on the real machine only.
 //!
@@ -41,8 +41,8 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType, MapRun
 use cascade_core::intake::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_core::plan::StrategyChoice;
 use cascade_lambda::Function;
-use cascade_tests::deploy::{self, DeployOptions, local_name};
-use cascade_tests::pipeline::LocalPipeline;
+use cascade_tests::deploy::{self, DeployOptions};
+use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::{ACCOUNT, workspace_root};
 use serde_json::{Value, json};
 
@@ -55,7 +55,7 @@ const THREE_STACKS: [&str; 3] = [
     "prod-reporting-etl-nightly",
 ];
 /// The state machine name of the INLINE twin (its test cases are in the mock config too).
-const INLINE_NAME: &str = "secret-cascade-StateMachine-inline";
+const INLINE_NAME: &str = "secret-cascade-cascade-inline";
 
 /// The states of one iteration of a recreated stack whose updates complete at the first
 /// look (mocked: Begin "wait", PollUpdate "finish", Finish "wait", PollRestore "done").
@@ -114,15 +114,16 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
-        let pipeline = LocalPipeline::start(Some(mock_config_path()))
-            .await
-            .unwrap();
-        pipeline
-            .configure(&DeployOptions {
+        let pipeline = LocalPipeline::start(PipelineOptions {
+            sfn_mock_config: Some(mock_config_path()),
+            deploy: DeployOptions {
                 poll_seconds: 1,
                 ..DeployOptions::default()
-            })
-            .unwrap();
+            },
+            ..PipelineOptions::default()
+        })
+        .await
+        .unwrap();
         let sfn = aws_sdk_sfn::Client::new(&pipeline.config);
         let inline_arn = pipeline.deploy_inline_twin(INLINE_NAME).await.unwrap();
         Harness {
@@ -434,7 +435,8 @@ fn the_inline_twin_has_the_same_test_cases_as_the_real_machine() {
     let text = std::fs::read_to_string(mock_config_path()).unwrap();
     let config: Value = serde_json::from_str(&text).unwrap();
     let machines = &config["StateMachines"];
-    let real = &machines[local_name(deploy::logical::STATE_MACHINE)]["TestCases"];
+    let name = deploy::state_machine_name(&deploy::template().unwrap()).unwrap();
+    let real = &machines[name.as_str()]["TestCases"];
     assert!(real.is_object(), "the real machine has test cases");
     assert_eq!(real, &machines[INLINE_NAME]["TestCases"]);
     // Every response named exists, and every state named is a state of the definition.

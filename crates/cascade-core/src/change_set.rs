@@ -201,11 +201,21 @@ fn problem(intent: &Intent, template: &Value, change: &ResourceChange) -> Option
     let unnamed = "which the plan did not name (drift, or a transform that renders differently)";
     let step = intent.step.map_or("update".into(), |s| s.to_string());
     match change.action {
-        Action::Remove if !intent.may_remove.contains(id) => Some(format!(
-            "remove {id} ({kind}), which the {step} update does not mean to remove"
-        )),
+        Action::Remove
+            if !intent.may_remove.contains(id)
+                && sam_source(template, id, &intent.may_remove).is_none() =>
+        {
+            Some(format!(
+                "remove {id} ({kind}), which the {step} update does not mean to remove"
+            ))
+        }
         Action::Remove => hazard.map(|h| format!("remove {id} ({kind}): {h}")),
-        Action::Add if intent.may_add.contains(id) => None,
+        Action::Add
+            if intent.may_add.contains(id)
+                || sam_source(template, id, &intent.may_add).is_some() =>
+        {
+            None
+        }
         Action::Add => Some(format!("add {id} ({kind}), {unnamed}")),
         Action::Import => Some(format!(
             "import {id} ({kind}): a refresh never imports resources"
@@ -233,6 +243,36 @@ fn problem(intent: &Intent, template: &Value, change: &ResourceChange) -> Option
         }
     }
 }
+
+/// The SAM resource among `named` that `id` was generated from, when the template declares
+/// the SAM transform: SAM names what it generates after the resource it expands (a function
+/// `Ingest` becomes `Ingest`, `IngestRole`, `IngestTickPermission`, ...), and those ids are
+/// not in the template itself. Removing or re-adding `Ingest` removes or re-adds them too.
+fn sam_source<'n>(template: &Value, id: &str, named: &'n BTreeSet<String>) -> Option<&'n str> {
+    let declares_sam = match template.get("Transform") {
+        Some(Value::String(one)) => one == SAM_TRANSFORM,
+        Some(Value::Array(many)) => many.iter().any(|t| t == SAM_TRANSFORM),
+        _ => false,
+    };
+    let resources = template.get("Resources")?;
+    if !declares_sam || resources.get(id).is_some() {
+        return None;
+    }
+    named
+        .iter()
+        .filter(|source| id.len() > source.len() && id.starts_with(source.as_str()))
+        .filter(|source| {
+            resources
+                .pointer(&format!("/{source}/Type"))
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.starts_with("AWS::Serverless::"))
+        })
+        .max_by_key(|source| source.len())
+        .map(String::as_str)
+}
+
+/// The SAM transform's name.
+const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
 
 /// Why removing (or replacing) the changed resource would lose something, by its
 /// definition in the template, or by the change's type when the template lacks it.
@@ -455,6 +495,56 @@ mod tests {
             ],
             "no Replacement given may be a replacement"
         );
+    }
+
+    #[test]
+    fn what_sam_generates_from_a_removed_function_goes_and_comes_back_with_it() {
+        let sam = json!({
+            "Transform": "AWS::Serverless-2016-10-31",
+            "Resources": {
+                "Ingest": {"Type": "AWS::Serverless::Function"},
+                "IngestRoleArn": {"Type": "AWS::SSM::Parameter"},
+                "Table": {"Type": "AWS::DynamoDB::Table"}
+            }
+        });
+        let removal = intent(UpdateStep::Remove, &["Ingest"], &[], &[]);
+        let changes = [
+            change("Ingest", "AWS::Lambda::Function", Action::Remove, None),
+            change("IngestRole", "AWS::IAM::Role", Action::Remove, None),
+            change(
+                "IngestTickPermission",
+                "AWS::Lambda::Permission",
+                Action::Remove,
+                None,
+            ),
+        ];
+        assert_eq!(verdict(&removal, &sam, &changes), Verdict::Execute);
+        let restore = intent(UpdateStep::Restore, &[], &["Ingest"], &[]);
+        let back = changes.clone().map(|mut c| {
+            c.action = Action::Add;
+            c
+        });
+        assert_eq!(verdict(&restore, &sam, &back), Verdict::Execute);
+        // Not generated: a resource the template declares itself, one named after another
+        // resource, and anything at all without the transform.
+        for (id, kind) in [
+            ("IngestRoleArn", "AWS::SSM::Parameter"),
+            ("TableRole", "AWS::IAM::Role"),
+        ] {
+            let other = [change(id, kind, Action::Remove, None)];
+            assert_eq!(refused(&verdict(&removal, &sam, &other)).len(), 1, "{id}");
+        }
+        let mut plain = sam.clone();
+        plain.as_object_mut().unwrap().remove("Transform");
+        assert_eq!(refused(&verdict(&removal, &plain, &changes)).len(), 2);
+        // A generated resource that holds state is still refused.
+        let stateful = [change(
+            "IngestTable",
+            "AWS::DynamoDB::Table",
+            Action::Remove,
+            None,
+        )];
+        assert_eq!(refused(&verdict(&removal, &sam, &stateful)).len(), 1);
     }
 
     #[test]

@@ -161,9 +161,11 @@ class FakeLambda(BaseHTTPRequestHandler):
     any other function answers {"function": NAME, "qualifier": Q, "echo": <payload>}."""
 
     requests: list[dict] = []
+    headers_seen: list[dict] = []
 
     def do_POST(self):  # noqa: N802 (http.server API)
         url = urlsplit(self.path)
+        FakeLambda.headers_seen.append({k: v for k, v in self.headers.items() if k.startswith("X-Cascade-")})
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         payload = json.loads(body) if body else None
         parts = url.path.split("/")  # ['', '2015-03-31', 'functions', NAME, 'invocations']
@@ -852,6 +854,258 @@ def test_ecs_rollout_can_stay_in_progress_for_some_describes(tmp_path):
             [("PRIMARY", "IN_PROGRESS"), ("ACTIVE", "COMPLETED")],
             [("PRIMARY", "COMPLETED")],
         ]
+    finally:
+        stop(proc)
+
+
+# --------------------------------------------------------------------------- (j) (k) SAM transform and its output
+
+SAM_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Level:
+    Type: String
+    Default: quiet
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      FifoQueue: true
+  Bucket:
+    Type: AWS::S3::Bucket
+  BucketPolicy:
+    Type: AWS::S3::BucketPolicy
+    Properties:
+      Bucket: !Ref Bucket
+      PolicyDocument:
+        Statement:
+          - Effect: Deny
+            Principal: "*"
+            Action: s3:*
+            Resource: !Sub ${Bucket.Arn}/*
+            Condition:
+              Bool:
+                aws:SecureTransport: "false"
+  QueuePolicy:
+    Type: AWS::SQS::QueuePolicy
+    Properties:
+      Queues: [!Ref Queue]
+      PolicyDocument:
+        Statement:
+          - Effect: Allow
+            Principal: {Service: events.amazonaws.com}
+            Action: sqs:SendMessage
+            Resource: !GetAtt Queue.Arn
+  Alarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      Namespace: AWS/SQS
+      MetricName: ApproximateNumberOfMessagesVisible
+      Dimensions: [{Name: QueueName, Value: !GetAtt Queue.QueueName}]
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: provided.al2023
+      Handler: refresh
+      CodeUri: s3://%(bucket)s/code.zip
+      Environment:
+        Variables:
+          LEVEL: !Ref Level
+          QUEUE: !Ref Queue
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: sqs:SendMessage
+              Resource: !GetAtt Queue.Arn
+            - !If [Never, {Effect: Allow, Action: "s3:*", Resource: "*"}, !Ref AWS::NoValue]
+      Events:
+        Tick:
+          Type: Schedule
+          Properties:
+            Schedule: rate(1 minute)
+  Machine:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: %(prefix)s-machine
+      DefinitionUri: {Bucket: %(bucket)s, Key: machine.json}
+      DefinitionSubstitutions:
+        WorkerArn: !GetAtt Worker.Arn
+      Policies:
+        - LambdaInvokePolicy: {FunctionName: !Ref Worker}
+Conditions:
+  Never: !Equals ["a", "b"]
+Outputs:
+  QueueUrl:
+    Value: !Ref Queue
+  MachineArn:
+    Value: !Ref Machine
+  WorkerName:
+    Value: !Ref Worker
+"""
+
+MACHINE = {"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "${WorkerArn}", "Payload": {}}, "End": True}}}
+
+
+def deploy_sam_stack(endpoint: str, prefix: str, **parameters: str) -> dict[str, str]:
+    """A SAM template deployed with a CREATE change set, as `sam deploy` does; its outputs."""
+    s3, cfn = client(endpoint, "s3"), client(endpoint, "cloudformation")
+    bucket = f"{prefix}-artifacts"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="code.zip", Body=b"PK\x05\x06" + b"\0" * 18)
+    s3.put_object(Bucket=bucket, Key="machine.json", Body=json.dumps(MACHINE).encode())
+    created = cfn.create_change_set(
+        StackName=prefix,
+        ChangeSetName="deploy",
+        ChangeSetType="CREATE",
+        TemplateBody=SAM_TEMPLATE % {"bucket": bucket, "prefix": prefix},
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+    outputs = stack(cfn, prefix).get("Outputs") or []
+    return {o["OutputKey"]: o["OutputValue"] for o in outputs}
+
+
+def test_sam_template_is_transformed_and_every_resource_created(endpoint):
+    prefix = unique("sam")
+    outputs = deploy_sam_stack(endpoint, prefix, Level="loud")
+    cfn = client(endpoint, "cloudformation")
+
+    assert stack(cfn, prefix)["StackStatus"] == "CREATE_COMPLETE"
+    resources = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=prefix)["StackResourceSummaries"]}
+    assert {r["ResourceType"] for r in resources.values()} >= {
+        "AWS::Lambda::Function", "AWS::IAM::Role", "AWS::Events::Rule", "AWS::Lambda::Permission",
+        "AWS::Lambda::EventInvokeConfig", "AWS::StepFunctions::StateMachine", "AWS::S3::BucketPolicy",
+        "AWS::SQS::QueuePolicy", "AWS::CloudWatch::Alarm",
+    }
+    assert all(r["LogicalResourceId"] for r in resources.values()), "no empty rows"
+    # (k) the FIFO queue got its suffix, the policies and the alarm exist.
+    assert outputs["QueueUrl"].endswith(".fifo")
+    sqs = client(endpoint, "sqs")
+    assert "events.amazonaws.com" in sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"]
+    bucket = resources["Bucket"]["PhysicalResourceId"]
+    assert "aws:SecureTransport" in client(endpoint, "s3").get_bucket_policy(Bucket=bucket)["Policy"]
+    assert [a["AlarmName"] for a in client(endpoint, "cloudwatch").describe_alarms()["MetricAlarms"] if a["AlarmName"] == resources["Alarm"]["PhysicalResourceId"]]
+    # The function as deployed: parameters resolved, its own role with the template's policy.
+    lam = client(endpoint, "lambda")
+    function = lam.get_function_configuration(FunctionName=outputs["WorkerName"])
+    assert function["Handler"] == "refresh"
+    assert function["Environment"]["Variables"] == {"LEVEL": "loud", "QUEUE": outputs["QueueUrl"]}
+    assert lam.get_function_event_invoke_config(FunctionName=outputs["WorkerName"])["MaximumRetryAttempts"] == 0
+    iam = client(endpoint, "iam")
+    role = function["Role"].rsplit("/", 1)[-1]
+    [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    assert document["Statement"] == [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": document["Statement"][0]["Resource"]}]
+    assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] == ["AWSLambdaBasicExecutionRole"]
+    # The state machine: from S3, substitutions applied, where the API looks.
+    sfn = client(endpoint, "stepfunctions")
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=outputs["MachineArn"])["definition"])
+    assert definition["States"]["Work"]["Parameters"]["FunctionName"].endswith(f":function:{outputs['WorkerName']}")
+    # GetTemplate gives the template as submitted; the processed one on request.
+    assert "AWS::Serverless::Function" in cfn.get_template(StackName=prefix)["TemplateBody"]
+    processed = cfn.get_template(StackName=prefix, TemplateStage="Processed")["TemplateBody"]
+    assert "AWS::Serverless::Function" not in json.dumps(processed)
+
+
+def test_sam_template_the_transform_rejects_is_a_validation_error(endpoint):
+    cfn = client(endpoint, "cloudformation")
+    bad = "Transform: AWS::Serverless-2016-10-31\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Runtime: provided.al2023\n"
+    with pytest.raises(ClientError) as e:
+        cfn.create_stack(StackName=unique("badsam"), TemplateBody=bad, Capabilities=["CAPABILITY_AUTO_EXPAND"])
+    assert e.value.response["Error"]["Code"] == "ValidationError"
+    assert "Transform AWS::Serverless-2016-10-31 failed" in e.value.response["Error"]["Message"]
+
+
+def test_schedule_rule_takes_no_event_and_a_lambda_target_is_invoked(endpoint):
+    prefix = unique("samrule")
+    outputs = deploy_sam_stack(endpoint, prefix)
+    events = client(endpoint, "events")
+    rule = f"{prefix}-to-worker"
+    events.put_rule(Name=rule, EventPattern=json.dumps({"source": [prefix]}))
+    worker_arn = client(endpoint, "lambda").get_function_configuration(FunctionName=outputs["WorkerName"])["FunctionArn"]
+    events.put_targets(Rule=rule, Targets=[{"Id": "worker", "Arn": worker_arn}])
+    FakeLambda.requests.clear()
+
+    put = events.put_events(Entries=[{"Source": prefix, "DetailType": "x", "Detail": "{}"}])
+
+    assert put["FailedEntryCount"] == 0
+    deadline = time.monotonic() + 10
+    while not FakeLambda.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Delivered once, by the pattern rule; the schedule rule of the stack took nothing.
+    assert [r["function"] for r in FakeLambda.requests] == [outputs["WorkerName"]]
+
+
+# --------------------------------------------------------------------------- (a) + (l) functions under their roles
+
+
+def test_forwarded_invoke_carries_handler_environment_and_role_credentials(endpoint):
+    outputs = deploy_sam_stack(endpoint, unique("samenv"), Level="debug")
+    FakeLambda.requests.clear()
+    FakeLambda.headers_seen.clear()
+
+    client(endpoint, "lambda").invoke(FunctionName=outputs["WorkerName"], Payload=b"{}")
+
+    [headers] = FakeLambda.headers_seen
+    assert headers["X-Cascade-Handler"] == "refresh"
+    environment = json.loads(headers["X-Cascade-Environment"])
+    assert environment["LEVEL"] == "debug" and environment["_HANDLER"] == "refresh"
+    assert environment["AWS_ACCESS_KEY_ID"].startswith("ASIA") and environment["AWS_SESSION_TOKEN"]
+    identity = boto3.client(
+        "sts", endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=environment["AWS_SESSION_TOKEN"],
+    ).get_caller_identity()
+    assert ":assumed-role/" in identity["Arn"] and "WorkerRole" in identity["Arn"]
+
+
+def test_iam_enforcement_allows_the_role_its_actions_only(tmp_path, fake_lambda):
+    port = free_port()
+    proc = start_launcher(port, tmp_path / "moto.log", CASCADE_IAM_ENFORCEMENT="1", LAMBDA_FORWARD_URL=fake_lambda)
+    try:
+        endpoint = f"http://{HOST}:{port}"
+        prefix = unique("samiam")
+        outputs = deploy_sam_stack(endpoint, prefix)  # as the local administrator (test/test)
+        FakeLambda.headers_seen.clear()
+        client(endpoint, "lambda").invoke(FunctionName=outputs["WorkerName"], Payload=b"{}")
+        environment = json.loads(FakeLambda.headers_seen[-1]["X-Cascade-Environment"])
+        role = boto3.session.Session(
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=environment["AWS_SESSION_TOKEN"],
+            region_name=REGION,
+        )
+        sqs = role.client("sqs", endpoint_url=endpoint)
+        sqs.send_message(QueueUrl=outputs["QueueUrl"], MessageBody="x", MessageGroupId="g", MessageDeduplicationId="1")
+        with pytest.raises(ClientError) as denied:
+            sqs.receive_message(QueueUrl=outputs["QueueUrl"])
+        assert "is not authorized to perform: sqs:ReceiveMessage" in str(denied.value)
+        assert f"assumed-role/{prefix}-WorkerRole" in str(denied.value)
+        with pytest.raises(ClientError) as denied:
+            role.client("cloudformation", endpoint_url=endpoint).describe_stacks()
+        assert "cloudformation:DescribeStacks" in str(denied.value)
+        # An unknown key is refused; the service-trusted role cannot be assumed by a user.
+        with pytest.raises(ClientError):
+            boto3.client("sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="nobody", aws_secret_access_key="x").list_queues()
+        resources = client(endpoint, "cloudformation").list_stack_resources(StackName=prefix)["StackResourceSummaries"]
+        [worker_role] = [r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == "WorkerRole"]
+        with pytest.raises(ClientError) as denied:
+            client(endpoint, "sts").assume_role(RoleArn=f"arn:aws:iam::123456789012:role/{worker_role}", RoleSessionName="me")
+        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+        # The deny-non-TLS bucket policy stands without denying the local (loopback) calls.
+        s3 = client(endpoint, "s3")
+        bucket = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"{prefix}-bucket")][0]
+        s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+        assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
     finally:
         stop(proc)
 

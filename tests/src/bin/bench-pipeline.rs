@@ -32,9 +32,9 @@ use cascade_core::intake::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_core::plan::StrategyChoice;
 use cascade_lambda::handlers::discover::DiscoverResult;
 use cascade_lambda::handlers::refresh::{Next, StepResult};
-use cascade_tests::deploy::{DeployOptions, local_name};
+use cascade_tests::deploy::DeployOptions;
 use cascade_tests::fixtures::{ecs_service_resources, mixed_actions_template};
-use cascade_tests::pipeline::LocalPipeline;
+use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::{ACCOUNT, REGION};
 use serde_json::{Value, json};
 
@@ -99,15 +99,18 @@ fn args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
     let started = Instant::now();
-    let pipeline = LocalPipeline::start(None).await?;
-    pipeline.configure(&DeployOptions {
-        poll_seconds: 1,
-        ..DeployOptions::default()
-    })?;
+    let pipeline = LocalPipeline::start(PipelineOptions {
+        deploy: DeployOptions {
+            poll_seconds: 1,
+            ..DeployOptions::default()
+        },
+        ..PipelineOptions::default()
+    })
+    .await?;
     let (clients, deployment) = (&pipeline.clients, &pipeline.deployment);
     let sfn = aws_sdk_sfn::Client::new(&pipeline.config);
     let inline_arn = pipeline
-        .deploy_inline_twin(&format!("{}-inline", local_name("StateMachine")))
+        .deploy_inline_twin("secret-cascade-cascade-inline")
         .await?;
     println!(
         "local stack and deployment ready in {:.1} s",
@@ -663,7 +666,7 @@ fn payloads(args: &Args) -> anyhow::Result<()> {
         wait_seconds: 30,
     };
     let execution = format!(
-        "arn:aws:states:{REGION}:{ACCOUNT}:execution:secret-cascade-StateMachine:cascade-{batch_id}"
+        "arn:aws:states:{REGION}:{ACCOUNT}:execution:secret-cascade-cascade:cascade-{batch_id}"
     );
     let input = |tickets: usize| ExecutionInput {
         batch_id: batch_id.clone(),

@@ -1,10 +1,11 @@
 //! `make demo`: the whole pipeline on a local AWS stack, as it runs in AWS.
 //!
 //! Starts its own local stack (moto with the project's launcher) and the local Lambda
-//! server running the real handlers, deploys what template.yaml creates, seeds the stacks
+//! server running the real handlers, deploys template.yaml through the SAM transform with
+//! IAM enforced (each function under its own role), seeds the stacks
 //! of `tests/fixtures/refresh`, changes their secrets, and sends the `Secret Label Updated`
 //! events Secrets Manager would send. Then it does what the schedule would: calls the
-//! gatekeeper, follows the execution of the real state machine, and prints the report and
+//! deployed gatekeeper through Lambda, follows the execution of the real state machine, and prints the report and
 //! the Slack message. Everything stops when it ends.
 
 use std::time::{Duration, Instant};
@@ -14,10 +15,10 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use cascade_core::report::Report;
 use cascade_core::report::markdown::render_markdown;
 use cascade_core::secret::AWSCURRENT;
-use cascade_lambda::{Function, handle};
+use cascade_lambda::Function;
 use cascade_tests::deploy::DeployOptions;
 use cascade_tests::fixtures::seed_with_progress;
-use cascade_tests::pipeline::LocalPipeline;
+use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::slack_sink::SlackSink;
 use cascade_tests::workspace_root;
 use serde_json::{Value, json};
@@ -30,28 +31,26 @@ fn step(text: &str) {
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     step(
-        "starting a local AWS stack and the local Lambda server (the real handlers), deploying what \
-         template.yaml creates: ticket queue + DLQ, EventBridge rule, report bucket, state machine",
+        "starting a local AWS stack (IAM enforced) and the local Lambda server (the real handlers); \
+         deploying template.yaml as `sam deploy` does: through the SAM transform, every function \
+         under its own role",
     );
-    let pipeline = LocalPipeline::start(None).await?;
+    let sink = SlackSink::start().await?;
+    let pipeline = LocalPipeline::start(PipelineOptions {
+        slack_webhook_url: Some(sink.url.clone()),
+        deploy: DeployOptions {
+            poll_seconds: 1,
+            ..DeployOptions::default()
+        },
+        ..PipelineOptions::default()
+    })
+    .await?;
     let (config, clients, deployment, lambda) = (
         &pipeline.config,
         &pipeline.clients,
         &pipeline.deployment,
         &pipeline.lambda,
     );
-    let sink = SlackSink::start().await?;
-    let slack = clients
-        .secrets
-        .create_secret()
-        .name("secret-cascade/slack-webhook")
-        .secret_string(json!({ "webhook_url": sink.url }).to_string())
-        .send()
-        .await?;
-    pipeline.configure(&DeployOptions {
-        slack_webhook_secret: slack.arn().map(str::to_string),
-        poll_seconds: 1,
-    })?;
 
     step("seeding secrets and stacks (tests/fixtures/refresh)");
     let seeded = seed_with_progress(
@@ -133,15 +132,9 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("    {name}: new version {version}, event sent");
     }
 
-    step("the schedule fires: gatekeeper");
-    let gatekeeper = lambda
-        .contexts
-        .read()
-        .map_err(|_| anyhow::anyhow!("lock poisoned"))?
-        .get(&Function::Gatekeeper)
-        .cloned()
-        .context("no gatekeeper context")?;
-    let outcome = serde_json::to_value(handle(&gatekeeper, json!({})).await?)?;
+    step("the schedule fires: the deployed gatekeeper, invoked through Lambda");
+    let tick = json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+    let outcome = pipeline.invoke(Function::Gatekeeper, &tick).await?;
     eprintln!("    {}", outcome["outcome"].as_str().unwrap_or_default());
     let sfn = aws_sdk_sfn::Client::new(config);
     let listed = sfn
@@ -155,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
         .context("the gatekeeper started no execution")?
         .execution_arn()
         .to_string();
-    let again = serde_json::to_value(handle(&gatekeeper, json!({})).await?)?;
+    let again = pipeline.invoke(Function::Gatekeeper, &tick).await?;
     eprintln!(
         "    a second tick while it runs: {}",
         again["outcome"].as_str().unwrap_or_default()

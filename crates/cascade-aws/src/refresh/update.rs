@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::{Refresher, StepError};
 use crate::change_set::{self, Created, Creation, Described, TemplateSource};
+use crate::error::ErrorKind;
 
 const ALL_CAPABILITIES: [Capability; 3] = [
     Capability::CapabilityIam,
@@ -219,6 +220,13 @@ impl Refresher {
                 changes: Vec::new(),
             }),
             Created::NoUpdates => Err(UpdateAnswer::NoChange),
+            // The role this runs with lacks the action: say so first, the role and the
+            // action are in the service's message.
+            Created::Rejected(e) if e.kind() == ErrorKind::AccessDenied => {
+                Err(UpdateAnswer::Rejected(format!(
+                    "access denied (grant the action to the role it names): {e}"
+                )))
+            }
             Created::Rejected(e) => Err(UpdateAnswer::Rejected(e.to_string())),
         })
     }
