@@ -5,13 +5,15 @@ CARGO ?= cargo
 VENV := infra/local/.venv
 CORPUS ?= ../shared/corpus/cfn-templates
 
-.PHONY: help demo test bootstrap fmt-check clippy unit-and-e2e launcher-tests conformance lint bench up down
+.PHONY: help demo test bootstrap tools fmt-check clippy unit-and-e2e launcher-tests sam-build sam-deploy-test conformance lint bench up down
 
 help:
 	@echo "make demo    plan a secret change against a seeded local AWS stack (moto)"
 	@echo "make test    every check: fmt, clippy, unit, integration and end-to-end tests, launcher tests,"
 	@echo "             conformance, and the SAM template / state machine lint (infra/tools/lint)"
 	@echo "make bench   benchmarks (planning, discovery over 1,000 stacks)"
+	@echo "make sam-build        sam build (ARCH=x86_64 for x86_64; arm64, the template's default, otherwise)"
+	@echo "make sam-deploy-test  sam build, then sam deploy onto a local stack and one batch through it"
 	@echo "make up / make down   start / stop the local AWS stack by hand"
 
 bootstrap:
@@ -20,7 +22,10 @@ bootstrap:
 demo: bootstrap
 	@infra/local/demo
 
-test: bootstrap fmt-check clippy unit-and-e2e launcher-tests conformance lint
+test: bootstrap fmt-check clippy unit-and-e2e launcher-tests sam-deploy-test conformance lint
+
+tools:
+	@infra/tools/bootstrap
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -33,6 +38,17 @@ unit-and-e2e:
 
 launcher-tests:
 	$(VENV)/bin/python -m pytest infra/local/tests -q
+
+# sam build exactly as users run it (samconfig.toml: into target/sam/build); ARCH picks the
+# architecture (the template's default is arm64).
+ARCH ?=
+sam-build: tools
+	PATH="$(CURDIR)/infra/tools/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build --region us-east-1 \
+		$(if $(ARCH),--parameter-overrides Architecture=$(ARCH))
+
+# The built artifact deployed with sam deploy onto a local stack (IAM enforced), then a batch.
+sam-deploy-test: sam-build bootstrap
+	CASCADE_SAM_ARCHITECTURE=$(ARCH) $(CARGO) test --locked -p cascade-tests --test sam_deploy_e2e -- --ignored
 
 conformance:
 	@if [ -d "$(CORPUS)" ]; then \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Secret Cascade's local AWS backend: moto_server plus nine patches (moto 5.2.5).
+"""Secret Cascade's local AWS backend: moto_server plus twelve patches (moto 5.2.5).
 
 Usage (same command line as ``moto_server``; every argument is passed on to it)::
 
@@ -52,6 +52,21 @@ What it adds to plain moto (see shared notes "moto.md" for why each is needed):
     CloudFormation tags it (``aws:cloudformation:stack-id``, ``-stack-name``,
     ``-logical-id``); ``Ref`` gives its ARN; removing the resource deletes it.
     moto 5.2.5 skips the type, so a stack's own secret did not exist.
+(j) SAM transform -- ``patch_cfn_sam_transform``
+    A template declaring ``Transform: AWS::Serverless-2016-10-31`` goes through
+    the pinned aws-sam-translator (SAM CLI's) on CreateStack, CreateChangeSet and
+    UpdateStack; GetTemplate gives the original (Processed on request); a
+    TemplateURL on the local endpoint (``sam deploy``'s) is read.
+(k) What SAM's output needs -- ``patch_cfn_sam_output_resources``
+    Bucket and queue policies, alarms and EventInvokeConfig are created; FIFO
+    queues get ``.fifo``; state machines come from DefinitionS3Location with
+    their substitutions, in the backend the API reads; schedule rules take no
+    event and Lambda targets are invoked; false-Condition resources are not listed.
+(l) IAM as AWS checks it -- ``patch_iam_enforcement``
+    ``CASCADE_IAM_ENFORCEMENT=1`` enforces IAM from the first request: ``test``/
+    ``test`` is an administrator, deployed functions (through (a)) and the state
+    machine act with their roles; conditions evaluated, action names as IAM names
+    them, errors in each service's protocol.
 
 Also: ASL execution (``execute_state_machine``) is on from the start, MOTO_PORT
 is exported (moto's Step Functions engine calls back into this server through
@@ -72,6 +87,7 @@ patch. Environment variables read:
                             empty disables the simulation)
     ECS_ROLLOUT_DESCRIBES   DescribeServices answers a new deployment stays IN_PROGRESS (0)
     CASCADE_PARENT_PID      pid whose death ends this server
+    CASCADE_IAM_ENFORCEMENT 1: enforce IAM from the first request (see (l))
 """
 
 from __future__ import annotations
@@ -1261,7 +1277,9 @@ def patch_cfn_sam_transform() -> None:
     ``create_change_set`` and ``update_stack`` transform the template first,
     with the call's parameter values, the region and the account, so
     ``sam deploy`` (CreateChangeSet with CAPABILITY_AUTO_EXPAND) creates the
-    resources AWS would. GetTemplate returns the template as submitted (with
+    resources AWS would. A TemplateURL on the local endpoint (what ``sam deploy``
+    passes, path style on 127.0.0.1) is read from moto's S3 (moto took "127" for
+    the bucket). GetTemplate returns the template as submitted (with
     its Transform), or the processed one with ``TemplateStage=Processed``, as AWS
     does.
     """
@@ -1277,6 +1295,25 @@ def patch_cfn_sam_transform() -> None:
 
     require_signature(CloudFormationResponse.get_template, ["self"])
     CloudFormationResponse.get_template = get_template
+
+    # `sam deploy` uploads the packaged template and passes its path-style URL on the
+    # configured endpoint (http://127.0.0.1:PORT/BUCKET/KEY); moto read "127" as the bucket.
+    from urllib.parse import urlparse
+
+    from moto.cloudformation import responses as cfn_responses
+    from moto.cloudformation import utils as cfn_utils
+
+    from_s3_url = cfn_utils.get_stack_from_s3_url
+    require_signature(from_s3_url, ["template_url", "account_id", "partition"])
+
+    def get_stack_from_s3_url(template_url, account_id, partition):
+        parts = urlparse(template_url)
+        if parts.hostname in ("127.0.0.1", "::1"):
+            template_url = parts._replace(netloc=f"localhost:{parts.port or 80}").geturl()
+        return from_s3_url(template_url, account_id, partition)
+
+    cfn_utils.get_stack_from_s3_url = get_stack_from_s3_url
+    cfn_responses.get_stack_from_s3_url = get_stack_from_s3_url
 
     originals = {
         "create_stack": CloudFormationBackend.create_stack,

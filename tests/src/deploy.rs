@@ -279,6 +279,89 @@ pub async fn deploy(config: &SdkConfig, options: &DeployOptions) -> anyhow::Resu
         .change_set_name(change_set)
         .send()
         .await?;
+    read_deployment(config).await
+}
+
+/// Deploys a `sam build` output directory (its `template.yaml` points at the built
+/// artifacts) with `sam deploy` itself, the command users run, pointed at the local stack
+/// (`AWS_ENDPOINT_URL`); then reads what was deployed.
+pub async fn sam_deploy(
+    config: &SdkConfig,
+    endpoint: &str,
+    build_dir: &Path,
+    options: &DeployOptions,
+) -> anyhow::Result<Deployment> {
+    let template = build_dir.join("template.yaml");
+    if !template.exists() {
+        bail!(
+            "{} does not exist: run `make sam-build` (sam build) first",
+            template.display()
+        );
+    }
+    aws_sdk_s3::Client::new(config)
+        .create_bucket()
+        .bucket(ARTIFACT_BUCKET)
+        .send()
+        .await?;
+    let mut overrides = Vec::new();
+    if let Some(secret) = &options.slack_webhook_secret {
+        overrides.push(format!("SlackWebhookSecretArn={secret}"));
+    }
+    if options.poll_seconds > 0 {
+        overrides.push(format!("PollSeconds={}", options.poll_seconds));
+    }
+    if let Ok(architecture) = std::env::var("CASCADE_SAM_ARCHITECTURE") {
+        overrides.push(format!("Architecture={architecture}"));
+    }
+    let sam = workspace_root().join("infra/tools/.venv/bin/sam");
+    let mut command = tokio::process::Command::new(&sam);
+    command
+        .args(["deploy", "--template-file"])
+        .arg(&template)
+        .args([
+            "--stack-name",
+            STACK_NAME,
+            "--s3-bucket",
+            ARTIFACT_BUCKET,
+            "--region",
+            crate::REGION,
+            "--capabilities",
+            "CAPABILITY_IAM",
+            "CAPABILITY_NAMED_IAM",
+            "CAPABILITY_AUTO_EXPAND",
+            "--no-confirm-changeset",
+            "--no-fail-on-empty-changeset",
+        ])
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("SAM_CLI_TELEMETRY", "0")
+        .current_dir(build_dir);
+    if !overrides.is_empty() {
+        command.arg("--parameter-overrides").args(&overrides);
+    }
+    let out = command.output().await.with_context(|| {
+        format!(
+            "cannot run {} (infra/tools/bootstrap installs it)",
+            sam.display()
+        )
+    })?;
+    if !out.status.success() {
+        bail!(
+            "sam deploy failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    read_deployment(config).await
+}
+
+/// What the stack [`STACK_NAME`] deployed, from its outputs; an error unless it is
+/// CREATE_COMPLETE or UPDATE_COMPLETE.
+pub async fn read_deployment(config: &SdkConfig) -> anyhow::Result<Deployment> {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
     let stack = cfn
         .describe_stacks()
         .stack_name(STACK_NAME)
@@ -288,7 +371,10 @@ pub async fn deploy(config: &SdkConfig, options: &DeployOptions) -> anyhow::Resu
         .first()
         .cloned()
         .context("the stack was not created")?;
-    if stack.stack_status() != Some(&StackStatus::CreateComplete) {
+    if !matches!(
+        stack.stack_status(),
+        Some(StackStatus::CreateComplete | StackStatus::UpdateComplete)
+    ) {
         bail!(
             "the stack ended {:?}: {}",
             stack.stack_status(),
@@ -431,6 +517,44 @@ mod tests {
         );
     }
 
+    /// The README's IAM table says exactly what template.yaml grants, statement by
+    /// statement (the why column is free text); on a difference, the expected rows are
+    /// printed in the table's format.
+    #[test]
+    fn the_readme_iam_table_is_what_the_template_grants() {
+        let expected = iam_rows(&template().unwrap()).unwrap();
+        let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+        let documented = readme_iam_rows(&readme).unwrap();
+        let show = |rows: &[IamRow]| {
+            rows.iter()
+                .map(|r| {
+                    let tick = |items: &[String]| {
+                        items
+                            .iter()
+                            .map(|i| format!("`{i}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    format!(
+                        "| `{}` | {} | {} | {} | ... |",
+                        r.principal,
+                        r.sid,
+                        tick(&r.actions),
+                        tick(&r.resources)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(
+            documented,
+            expected,
+            "README.md's IAM table should be:\n{}",
+            show(&expected)
+        );
+        assert!(expected.len() > 10, "every function's statements are read");
+    }
+
     #[test]
     fn an_action_is_removed_from_one_role_only_when_it_is_granted() {
         let t = template().unwrap();
@@ -445,4 +569,123 @@ mod tests {
         assert!(text.contains("cloudformation:ExecuteChangeSet"));
         assert!(without_action(t, "ReportFunction", "cloudformation:CreateChangeSet").is_err());
     }
+}
+
+/// One statement of a role's inline policy in template.yaml, as the README's IAM table shows
+/// it: whose role, its Sid, its actions and its resources (`*`, an ARN pattern, or the
+/// intrinsic that gives it, e.g. `!GetAtt TicketQueue.Arn`), and the condition that
+/// includes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IamRow {
+    /// The function (`gatekeeper`, ...) or `state machine`.
+    pub principal: String,
+    /// The statement's Sid.
+    pub sid: String,
+    /// Its actions, as written.
+    pub actions: Vec<String>,
+    /// Its resources, rendered.
+    pub resources: Vec<String>,
+}
+
+/// Every inline policy statement of the functions and the state machine in `template`
+/// (statements under `!If [Condition, ...]` are included, their Sid followed by
+/// ` (if Condition)`).
+pub fn iam_rows(template: &Value) -> anyhow::Result<Vec<IamRow>> {
+    fn render(value: &Value) -> String {
+        match value {
+            Value::String(s) => s.clone(),
+            Value::Object(map) => match map.iter().next() {
+                Some((k, v)) if k == "Ref" => format!("!Ref {}", render(v)),
+                Some((k, Value::Array(parts))) if k == "Fn::GetAtt" => format!(
+                    "!GetAtt {}",
+                    parts.iter().map(render).collect::<Vec<_>>().join(".")
+                ),
+                Some((k, v)) if k == "Fn::Sub" => format!("!Sub {}", render(v)),
+                _ => value.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+    fn strings(value: Option<&Value>) -> Vec<String> {
+        match value {
+            Some(Value::Array(items)) => items.iter().map(render).collect(),
+            Some(one) => vec![render(one)],
+            None => Vec::new(),
+        }
+    }
+    let mut principals: Vec<(String, &str)> = logical::FUNCTIONS
+        .iter()
+        .map(|(id, function)| (function.name().to_string(), *id))
+        .collect();
+    principals.push(("state machine".to_string(), logical::STATE_MACHINE));
+    let mut rows = Vec::new();
+    for (principal, id) in principals {
+        let policies = resource(template, id)?
+            .pointer("/Properties/Policies")
+            .and_then(Value::as_array)
+            .with_context(|| format!("{id} has no Policies"))?;
+        for policy in policies {
+            for statement in policy
+                .get("Statement")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (statement, condition) = match statement.pointer("/Fn::If") {
+                    Some(Value::Array(branches)) if branches.len() == 3 => (
+                        &branches[1],
+                        Some(branches[0].as_str().unwrap_or_default().to_string()),
+                    ),
+                    _ => (statement, None),
+                };
+                let sid = statement
+                    .get("Sid")
+                    .and_then(Value::as_str)
+                    .with_context(|| format!("a statement of {id} has no Sid"))?;
+                rows.push(IamRow {
+                    principal: principal.clone(),
+                    sid: match condition {
+                        Some(c) => format!("{sid} (if {c})"),
+                        None => sid.to_string(),
+                    },
+                    actions: strings(statement.get("Action")),
+                    resources: strings(statement.get("Resource")),
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The rows of the README's IAM table (between `<!-- iam-table -->` and
+/// `<!-- /iam-table -->`): columns principal, Sid, actions, resources (backquoted,
+/// comma-separated), then a free-text why.
+pub fn readme_iam_rows(readme: &str) -> anyhow::Result<Vec<IamRow>> {
+    let start = readme
+        .find("<!-- iam-table -->")
+        .context("README.md has no <!-- iam-table --> marker")?;
+    let end = readme[start..]
+        .find("<!-- /iam-table -->")
+        .context("README.md has no <!-- /iam-table --> marker")?
+        + start;
+    let list = |cell: &str| -> Vec<String> {
+        cell.split(", ")
+            .map(|item| item.trim().trim_matches('`').to_string())
+            .filter(|item| !item.is_empty())
+            .collect()
+    };
+    Ok(readme[start..end]
+        .lines()
+        .filter(|line| line.starts_with('|') && !line.starts_with("|---"))
+        .skip(1) // the header
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells.len() >= 4).then(|| IamRow {
+                principal: cells[0].trim_matches('`').to_string(),
+                sid: cells[1].to_string(),
+                actions: list(cells[2]),
+                resources: list(cells[3]),
+            })
+        })
+        .collect())
 }

@@ -42,6 +42,9 @@ pub struct PipelineOptions {
     pub deploy: DeployOptions,
     /// Leave IAM unenforced (moto's default). The pipeline enforces it unless told.
     pub without_iam_enforcement: bool,
+    /// A `sam build` output directory: deploy it with `sam deploy` itself instead of
+    /// packaging template.yaml here.
+    pub sam_build: Option<PathBuf>,
 }
 
 impl LocalPipeline {
@@ -69,8 +72,11 @@ impl LocalPipeline {
                 .context("cannot create the Slack webhook secret")?;
             deploy_options.slack_webhook_secret = secret.arn().map(str::to_string);
         }
-        let deployment = deploy::deploy(&config, &deploy_options)
-            .await
+        let deployment = match &options.sam_build {
+            Some(dir) => deploy::sam_deploy(&config, &local.endpoint, dir, &deploy_options).await,
+            None => deploy::deploy(&config, &deploy_options).await,
+        };
+        let deployment = deployment
             .map_err(|e| e.context(format!("the local stack's log ends:\n{}", local.log_tail())))?;
         Ok(LocalPipeline {
             lambda,
@@ -209,6 +215,58 @@ impl LocalPipeline {
             None => None,
         };
         Ok((execution, report))
+    }
+
+    /// The smallest whole batch: secret `secret` created, a stack `stack` whose SSM
+    /// parameter resolves it (pinned in place when it changes), the secret changed, its
+    /// event sent, one batch run. Returns the stack's template before the batch and the
+    /// batch's report.
+    pub async fn one_pinned_stack_batch(
+        &self,
+        secret: &str,
+        stack: &str,
+    ) -> anyhow::Result<(String, Value)> {
+        let created = self
+            .clients
+            .secrets
+            .create_secret()
+            .name(secret)
+            .secret_string(r#"{"token":"first"}"#)
+            .send()
+            .await?;
+        let template = format!(
+            "Resources:\n  Token:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: /{stack}/token\n      Type: String\n      Value: '{{{{resolve:secretsmanager:{secret}:SecretString:token}}}}'\n"
+        );
+        let cfn = &self.clients.cloudformation;
+        cfn.create_stack()
+            .stack_name(stack)
+            .template_body(template)
+            .send()
+            .await?;
+        let before = cfn
+            .get_template()
+            .stack_name(stack)
+            .send()
+            .await?
+            .template_body()
+            .unwrap_or_default()
+            .to_string();
+        let version = self
+            .clients
+            .secrets
+            .put_secret_value()
+            .secret_id(secret)
+            .secret_string(r#"{"token":"second"}"#)
+            .send()
+            .await?
+            .version_id()
+            .unwrap_or_default()
+            .to_string();
+        self.secret_label_updated(secret, created.arn().unwrap_or_default(), &version)
+            .await?;
+        let (execution, report) = self.run_batch().await?;
+        let report = report.with_context(|| format!("no report: {execution:?}"))?;
+        Ok((before, report))
     }
 
     /// The JSON report stored at `key` in the report bucket.

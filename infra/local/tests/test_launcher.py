@@ -1015,6 +1015,22 @@ def test_sam_template_is_transformed_and_every_resource_created(endpoint):
     assert "AWS::Serverless::Function" not in json.dumps(processed)
 
 
+def test_a_template_url_on_the_local_endpoint_is_read_as_sam_deploy_passes_it(endpoint):
+    prefix = unique("samurl")
+    s3, cfn = client(endpoint, "s3"), client(endpoint, "cloudformation")
+    s3.create_bucket(Bucket=prefix)
+    s3.put_object(Bucket=prefix, Key="t/packaged.template", Body=queues_template(prefix, "One").encode())
+
+    created = cfn.create_change_set(
+        StackName=prefix, ChangeSetName="deploy", ChangeSetType="CREATE",
+        TemplateURL=f"{endpoint}/{prefix}/t/packaged.template",
+    )
+    cfn.execute_change_set(ChangeSetName=created["Id"])
+
+    assert stack(cfn, prefix)["StackStatus"] == "CREATE_COMPLETE"
+    assert logical_ids(cfn, prefix) == {"QueueOne"}
+
+
 def test_sam_template_the_transform_rejects_is_a_validation_error(endpoint):
     cfn = client(endpoint, "cloudformation")
     bad = "Transform: AWS::Serverless-2016-10-31\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Runtime: provided.al2023\n"
