@@ -310,7 +310,11 @@ pub async fn sam_deploy(
     if options.poll_seconds > 0 {
         overrides.push(format!("PollSeconds={}", options.poll_seconds));
     }
-    if let Ok(architecture) = std::env::var("CASCADE_SAM_ARCHITECTURE") {
+    // The architecture the artifact was built for (make's ARCH; empty: the default).
+    if let Some(architecture) = std::env::var("CASCADE_SAM_ARCHITECTURE")
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
         overrides.push(format!("Architecture={architecture}"));
     }
     let sam = workspace_root().join("infra/tools/.venv/bin/sam");
