@@ -43,8 +43,10 @@ launcher-tests:
 # architecture (the template's default is arm64).
 ARCH ?=
 sam-build: tools
+	@start=$$(date +%s); \
 	PATH="$(CURDIR)/infra/tools/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build --region us-east-1 \
-		$(if $(ARCH),--parameter-overrides Architecture=$(ARCH))
+		$(if $(ARCH),--parameter-overrides Architecture=$(ARCH)) && \
+	echo "sam build: $$(( $$(date +%s) - start )) s, bootstrap $$(stat -c %s target/sam/build/GatekeeperFunction/bootstrap) bytes"
 
 # The built artifact deployed with sam deploy onto a local stack (IAM enforced), then a batch.
 sam-deploy-test: sam-build bootstrap
