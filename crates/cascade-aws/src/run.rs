@@ -147,7 +147,7 @@ pub async fn run_batch(
         }
     }
     let finished = (!interrupted).then(Timestamp::now);
-    let report = build_report(&manifest, &states, finished);
+    let report = build_report(&manifest, &states, finished, &refresher.restore_target());
     let report_location = refresher.batches().write_report(&report).await?;
     Ok(RunSummary {
         report,

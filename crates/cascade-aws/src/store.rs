@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::primitives::ByteStream;
+use cascade_core::restore::StateLocation;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -230,6 +231,24 @@ impl Store {
         ))
     }
 
+    /// Where this store is, as `cascade restore` is told: the bucket and its client's
+    /// region, or the directory (absolute), or nothing for the default directory.
+    pub fn state_location(&self) -> StateLocation {
+        match self {
+            Store::S3 { client, bucket, .. } => StateLocation::Bucket {
+                bucket: bucket.clone(),
+                region: client.config().region().map(|r| r.to_string()),
+            },
+            Store::Local(dir) if *dir == default_state_dir() => StateLocation::DefaultDirectory,
+            Store::Local(dir) => StateLocation::Directory(
+                std::path::absolute(dir)
+                    .unwrap_or_else(|_| dir.clone())
+                    .display()
+                    .to_string(),
+            ),
+        }
+    }
+
     /// Objects in the S3 bucket `bucket`, at its root.
     pub fn s3(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         Store::S3 {
@@ -238,6 +257,17 @@ impl Store {
             prefix: String::new(),
         }
     }
+}
+
+/// The CLI's local state directory when none is given: `$XDG_STATE_HOME/secret-cascade`,
+/// else `~/.local/state/secret-cascade`.
+pub fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("secret-cascade")
 }
 
 /// The value of a future that is already complete, without an executor.

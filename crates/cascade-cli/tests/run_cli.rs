@@ -128,7 +128,31 @@ impl std::fmt::Debug for Ran {
 
 async fn cascade(local: &LocalStack, args: &[&str], extra_env: &[(&str, &str)]) -> Ran {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cascade"));
-    command.args(args).stdin(Stdio::null());
+    command.args(args);
+    ran(command, local, extra_env).await
+}
+
+/// A command line exactly as printed (a report's restore command), run by `sh` with the
+/// built `cascade` first on PATH and the local stack's environment, as a person would paste
+/// it into a shell where `eval "$(infra/local/up)"` was run.
+async fn printed(local: &LocalStack, line: &str) -> Ran {
+    let bin = Path::new(env!("CARGO_BIN_EXE_cascade")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = tokio::process::Command::new("sh");
+    command.arg("-c").arg(line).env("PATH", path);
+    ran(command, local, &[]).await
+}
+
+async fn ran(
+    mut command: tokio::process::Command,
+    local: &LocalStack,
+    extra_env: &[(&str, &str)],
+) -> Ran {
+    command.stdin(Stdio::null());
     for name in [
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",
@@ -375,8 +399,15 @@ async fn run_reports_and_notifies_then_restore_brings_the_degraded_stack_back() 
     assert_eq!(report["stacks"][0]["stack_name"], "cli-restore-fails");
     assert_eq!(
         report["stacks"][0]["restore_command"],
-        format!("cascade restore --stack cli-restore-fails --batch {batch}")
+        format!(
+            "cascade restore --stack cli-restore-fails --batch {batch} --state-dir {}",
+            state.arg()
+        )
     );
+    let restore_command = report["stacks"][0]["restore_command"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(markdown.contains("cli-restore-fails") && markdown.contains(&batch));
 
     // `cascade report latest` prints the same report.
@@ -426,17 +457,9 @@ async fn run_reports_and_notifies_then_restore_brings_the_degraded_stack_back() 
 
     // (c) The degraded stack lacks Function.
     assert_eq!(resource_ids(&cfn, "cli-restore-fails").await, ["Role"]);
-    let restore_args = [
-        "restore",
-        "--stack",
-        "cli-restore-fails",
-        "--batch",
-        batch.as_str(),
-        "--state-dir",
-        state.arg(),
-    ];
-    // In moto the original itself carries the failure marker: the restore is rolled back.
-    let refused = cascade(&local, &restore_args, &[]).await;
+    // The report's command, run as printed. In moto the original itself carries the
+    // failure marker: the restore is rolled back.
+    let refused = printed(&local, &restore_command).await;
     assert_eq!(refused.code, Some(1), "{refused:?}");
     assert!(
         refused.stderr.contains("UPDATE_ROLLBACK_COMPLETE"),
@@ -451,7 +474,7 @@ async fn run_reports_and_notifies_then_restore_brings_the_degraded_stack_back() 
     let text = std::fs::read_to_string(&saved).unwrap();
     assert!(text.contains(MARKER));
     std::fs::write(&saved, text.replace(MARKER, "FailureSimulationRemoved")).unwrap();
-    let restored = cascade(&local, &restore_args, &[]).await;
+    let restored = printed(&local, &restore_command).await;
     assert_eq!(restored.code, Some(0), "{restored:?}");
     assert!(
         restored.stdout.contains("cli-restore-fails restored"),
@@ -757,4 +780,142 @@ async fn slack_is_retried_after_429_and_a_dead_sink_changes_nothing() {
             .exists(),
         "the report is saved in the state directory"
     );
+}
+
+// ------------------------------------------------------------------ (f)
+
+/// Removing `Service` works, putting it back fails (the marker is only in it): degraded.
+const SERVERLESS_BROKEN_RESTORE: &str = "Resources:
+  Handle:
+    Type: AWS::CloudFormation::WaitConditionHandle
+  Service:
+    Type: AWS::AppRunner::Service
+    Metadata:
+      Note: MotoSimulateUpdateFailure
+    Properties:
+      Secret: '{{resolve:secretsmanager:prod/api:SecretString:token}}'
+";
+
+/// (f) The restore command of a report the deployed application wrote (the serverless
+/// path: template.yaml deployed, IAM enforced, the real state machine) names the state
+/// bucket and its region; copied from the report and from Slack and run as printed, it
+/// brings the degraded stack back, and the report in S3 says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_command_of_a_serverless_report_works_as_printed() {
+    use cascade_tests::deploy::DeployOptions;
+    use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
+    use cascade_tests::slack_sink::SlackSink;
+
+    let sink = SlackSink::start().await.unwrap();
+    let pipeline = LocalPipeline::start(PipelineOptions {
+        slack_webhook_url: Some(sink.url.clone()),
+        deploy: DeployOptions {
+            poll_seconds: 1,
+            ..DeployOptions::default()
+        },
+        ..PipelineOptions::default()
+    })
+    .await
+    .unwrap();
+    let clients = &pipeline.clients;
+    let bucket = pipeline.deployment.bucket.clone();
+    let created = clients
+        .secrets
+        .create_secret()
+        .name("prod/api")
+        .secret_string(r#"{"token":"first"}"#)
+        .send()
+        .await
+        .unwrap();
+    let cfn = &clients.cloudformation;
+    cfn.create_stack()
+        .stack_name("api")
+        .template_body(SERVERLESS_BROKEN_RESTORE)
+        .tags(
+            Tag::builder()
+                .key("cascade:strategy")
+                .value("recreate")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let version = clients
+        .secrets
+        .put_secret_value()
+        .secret_id("prod/api")
+        .secret_string(r#"{"token":"second"}"#)
+        .send()
+        .await
+        .unwrap();
+    pipeline
+        .secret_label_updated(
+            "prod/api",
+            created.arn().unwrap(),
+            version.version_id().unwrap(),
+        )
+        .await
+        .unwrap();
+    let (execution, report) = pipeline.run_batch().await.unwrap();
+    let report = report.unwrap_or_else(|| panic!("no report: {execution:?}"));
+    assert_eq!(report["stacks"][0]["outcome"], "degraded", "{report:#}");
+    assert!(
+        !template(cfn, "api")
+            .await
+            .contains("AWS::AppRunner::Service")
+    );
+    let batch = batch_of(&report);
+    let command = report["stacks"][0]["restore_command"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        command,
+        format!("cascade restore --stack api --batch {batch} --bucket {bucket} --region us-east-1")
+    );
+    let slack = sink.bodies();
+    assert_eq!(slack.len(), 1);
+    assert!(
+        slack[0].contains(&command),
+        "Slack carries the same command: {}",
+        slack[0]
+    );
+
+    // The operator removes the cause (here: the failure marker in the saved original)...
+    let s3 = &clients.s3;
+    let key = format!("batches/{batch}/originals/api.json");
+    let saved = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8(saved.body.collect().await.unwrap().to_vec()).unwrap();
+    assert!(text.contains(MARKER));
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(
+            text.replace(MARKER, "FailureSimulationRemoved")
+                .into_bytes()
+                .into(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // ...and pastes the command.
+    let restored = printed(&pipeline.local, &command).await;
+    assert_eq!(restored.code, Some(0), "{restored:?}");
+    assert!(restored.stdout.contains("api restored"), "{restored:?}");
+    assert_eq!(
+        template(cfn, "api").await,
+        SERVERLESS_BROKEN_RESTORE.replace(MARKER, "FailureSimulationRemoved")
+    );
+    let after = pipeline
+        .read_report(&format!("reports/{batch}/report.json"))
+        .await
+        .unwrap();
+    assert_eq!(after["stacks"][0]["outcome"], "refreshed", "{after:#}");
+    assert_eq!(after["totals"]["degraded"], 0);
 }

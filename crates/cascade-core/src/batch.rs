@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::plan::{Plan, StrategyChoice};
 use crate::refresh::StackState;
 use crate::report::{REPORT_SCHEMA_VERSION, Report, ReportSecret, Totals};
+use crate::restore::RestoreTarget;
 use crate::secret::Secret;
 
 /// Version of the manifest and state JSON shapes.
@@ -94,16 +95,13 @@ impl BatchManifest {
     }
 }
 
-/// The command that puts a stack back as it was before the batch touched it.
-pub fn restore_command(batch_id: &str, stack_name: &str) -> String {
-    format!("cascade restore --stack {stack_name} --batch {batch_id}")
-}
-
-/// The report of a batch from its manifest and the states of its stacks.
+/// The report of a batch from its manifest and the states of its stacks; a degraded
+/// stack's line carries the restore command for the batch's state at `restore`.
 pub fn build_report(
     manifest: &BatchManifest,
     states: &[StackState],
     finished_at: Option<Timestamp>,
+    restore: &RestoreTarget,
 ) -> Report {
     let mut report = Report {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -126,7 +124,7 @@ pub fn build_report(
             .map(|s| {
                 s.to_report(
                     &manifest.batch_id,
-                    Some(restore_command(&manifest.batch_id, &s.stack_name)),
+                    Some(restore.command(&manifest.batch_id, &s.stack_name)),
                 )
             })
             .collect(),
@@ -269,6 +267,7 @@ mod tests {
             &manifest(),
             &states,
             Some("2026-11-26T00:05:00Z".parse().unwrap()),
+            &RestoreTarget::default_directory(),
         );
         let order: Vec<(&str, Outcome)> = report
             .stacks
@@ -303,7 +302,12 @@ mod tests {
 
     #[test]
     fn an_unfinished_stack_is_reported_with_how_to_resume() {
-        let report = build_report(&manifest(), &[state("a", None)], None);
+        let report = build_report(
+            &manifest(),
+            &[state("a", None)],
+            None,
+            &RestoreTarget::default_directory(),
+        );
         assert!(
             report.stacks[0]
                 .reason

@@ -14,7 +14,8 @@
 //!   coalesces them into a batch and builds the state machine's input.
 //! - [`refresh`] is the refresh of one stack: its state machine, and the templates its
 //!   updates send; [`batch`] is what a batch keeps (manifest, saved originals, keys) and
-//!   its report; [`report`] renders reports (JSON, Markdown, Slack).
+//!   its report; [`report`] renders reports (JSON, Markdown, Slack); [`restore`] is the
+//!   restore command a report prints for a degraded stack.
 //! - [`change_set`] is CloudFormation's own verdict before every update: execute the
 //!   change set, or refuse it and say why.
 //! - [`caught`] reads an error the state machine caught.
@@ -38,6 +39,7 @@ pub mod offline;
 pub mod plan;
 pub mod refresh;
 pub mod report;
+pub mod restore;
 pub mod secret;
 pub mod stack;
 pub mod stack_policy;

@@ -8,6 +8,7 @@
 
 mod update;
 
+use cascade_core::restore::RestoreTarget;
 use update::{UpdateRequest, previous_parameters, stack_tags};
 
 use std::sync::Arc;
@@ -128,6 +129,15 @@ impl Refresher {
     /// The batches in this refresher's store.
     pub fn batches(&self) -> BatchStore<'_> {
         BatchStore::new(&self.store)
+    }
+
+    /// What a report's restore command names: this store and the service role the
+    /// updates use.
+    pub fn restore_target(&self) -> RestoreTarget {
+        RestoreTarget {
+            location: self.store.state_location(),
+            execution_role_arn: self.settings.execution_role_arn.clone(),
+        }
     }
 
     /// Saves a stack's state, saying how it ended once it has.

@@ -27,17 +27,12 @@ impl From<&AwsArgs> for AwsOptions {
     }
 }
 
-/// The local state directory: `--state-dir`, else `$XDG_STATE_HOME/secret-cascade`, else
-/// `~/.local/state/secret-cascade`.
+/// The local state directory: `--state-dir`, else the default one
+/// ([`cascade_aws::store::default_state_dir`]).
 pub fn state_dir(args: &StateArgs) -> PathBuf {
-    if let Some(dir) = &args.state_dir {
-        return dir.clone();
-    }
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("secret-cascade")
+    args.state_dir
+        .clone()
+        .unwrap_or_else(cascade_aws::store::default_state_dir)
 }
 
 /// The state store the arguments name.

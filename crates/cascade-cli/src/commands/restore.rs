@@ -43,7 +43,12 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     if let Some(state) = states.iter_mut().find(|s| s.stack_name == args.stack) {
         state.restored_by_hand(Timestamp::now());
         refresher.save_state(&args.batch, state).await?;
-        let report = build_report(&manifest, &states, Some(Timestamp::now()));
+        let report = build_report(
+            &manifest,
+            &states,
+            Some(Timestamp::now()),
+            &refresher.restore_target(),
+        );
         batches.write_report(&report).await?;
     }
     println!("{} restored ({})", args.stack, look.status);

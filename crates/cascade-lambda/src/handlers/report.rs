@@ -67,7 +67,12 @@ pub async fn handle(
                 .push(format!("{what}: {}", CaughtError::from_value(error)));
         }
     }
-    let report = build_report(&manifest, &states, Some(Timestamp::now()));
+    let report = build_report(
+        &manifest,
+        &states,
+        Some(Timestamp::now()),
+        &refresher.restore_target(),
+    );
     batches.write_report(&report).await?;
     Ok(ReportResult {
         batch_id,
