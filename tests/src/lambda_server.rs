@@ -202,7 +202,7 @@ async fn deployed_context(
         None,
         "lambda-execution-role",
     );
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let config = cascade_aws::clients::config_loader()
         .region(aws_config::Region::new(var("AWS_REGION")?))
         .endpoint_url(var("AWS_ENDPOINT_URL")?)
         .credentials_provider(credentials)

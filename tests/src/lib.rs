@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use cascade_aws::Clients;
 
 /// The region every local test uses.
@@ -53,6 +53,9 @@ pub struct LocalStackOptions {
     /// test credentials are the local administrator's, deployed functions act with their
     /// roles' credentials.
     pub iam_enforcement: bool,
+    /// Requests answered as throttled (the launcher's `CASCADE_THROTTLE`:
+    /// `service:Action[=N],...`).
+    pub throttle: Option<String>,
 }
 
 impl LocalStack {
@@ -97,6 +100,9 @@ impl LocalStack {
             if options.iam_enforcement {
                 command.env("CASCADE_IAM_ENFORCEMENT", "1");
             }
+            if let Some(rules) = &options.throttle {
+                command.env("CASCADE_THROTTLE", rules);
+            }
             let child = command.spawn().context("cannot start the moto launcher")?;
             let mut stack = LocalStack {
                 child,
@@ -137,7 +143,7 @@ impl LocalStack {
 
     /// The SDK configuration for this stack (region us-east-1, test credentials).
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        cascade_aws::clients::config_loader()
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(

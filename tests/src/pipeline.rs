@@ -55,6 +55,7 @@ impl LocalPipeline {
             lambda_forward_url: Some(lambda.url.clone()),
             sfn_mock_config: options.sfn_mock_config.clone(),
             iam_enforcement: !options.without_iam_enforcement,
+            ..LocalStackOptions::default()
         };
         let local =
             tokio::task::spawn_blocking(move || LocalStack::start_with(&stack_options)).await??;

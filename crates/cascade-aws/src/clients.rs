@@ -1,8 +1,12 @@
 //! SDK clients built once from the usual AWS configuration chain, with the overrides a
 //! command line or a local stack needs.
 
+use std::sync::OnceLock;
+
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::calls::CallCounter;
 
@@ -20,9 +24,34 @@ pub struct AwsOptions {
     pub max_attempts: Option<u32>,
 }
 
+/// The one HTTPS client (hyper, rustls with ring) every SDK configuration uses: one
+/// connection pool per process, and no second TLS stack.
+pub fn https_client() -> SharedHttpClient {
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build_https()
+        })
+        .clone()
+}
+
+/// Makes ring the process's rustls crypto provider, for clients (reqwest) that take the
+/// process default. Idempotent.
+pub fn install_crypto_provider() {
+    // Err only when a provider is already installed: that one stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The standard configuration chain with the one HTTPS client; callers add overrides.
+pub fn config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
+}
+
 /// Loads the SDK configuration: standard chain, overrides, adaptive retry for throttling.
 pub async fn load_config(options: &AwsOptions) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = config_loader()
         .retry_config(RetryConfig::adaptive().with_max_attempts(options.max_attempts.unwrap_or(8)));
     if let Some(region) = &options.region {
         loader = loader.region(Region::new(region.clone()));

@@ -202,6 +202,7 @@ pub struct SlackClient {
 impl SlackClient {
     /// A client that posts with `policy`.
     pub fn new(policy: RetryPolicy) -> Result<Self, SlackError> {
+        crate::clients::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -14,13 +14,13 @@
 //! - [`error`]: errors carry stable names ([`ErrorKind`]) in the Lambda error type, so the
 //!   state machine can Retry or Catch on them.
 //!
-//! Logs are the runtime's own (`lambda_runtime::tracing`): JSON lines when Lambda's log
-//! format is JSON (`AWS_LAMBDA_LOG_FORMAT`), at the level `AWS_LAMBDA_LOG_LEVEL` gives,
-//! else `RUST_LOG`, else `info`.
+//! - [`logging`]: JSON lines when Lambda's log format is JSON (`AWS_LAMBDA_LOG_FORMAT`), at
+//!   the level `AWS_LAMBDA_LOG_LEVEL` gives, else `RUST_LOG`, else `info`.
 
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod logging;
 
 pub use config::{
     DiscoverConfig, FromEnv, Function, FunctionConfig, GatekeeperConfig, NotifyConfig,
@@ -35,7 +35,7 @@ use serde_json::Value;
 /// Runs one function under the Lambda runtime. A missing or invalid environment
 /// variable is an init error naming it.
 pub async fn serve(function: Function) -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    logging::init();
     let context = FunctionContext::from_env(function).await.map_err(|e| {
         tracing::error!(function = function.name(), error = %e, "cannot start");
         e

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use cascade_tests::fixtures;
 
 #[tokio::main]
@@ -38,7 +38,7 @@ async fn run() -> anyhow::Result<()> {
         .filter(|e| !e.trim().is_empty())
         .context("AWS_ENDPOINT_URL is not set: the seeder only fills a local stack (e.g. http://127.0.0.1:4566)")?;
 
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = cascade_aws::clients::config_loader();
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
     {
         loader = loader.region(Region::new(cascade_tests::REGION));
