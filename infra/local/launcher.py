@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Secret Cascade's local AWS backend: moto_server plus twelve patches (moto 5.2.5).
+"""Secret Cascade's local AWS backend: moto_server plus thirteen patches (moto 5.2.5).
 
 Usage (same command line as ``moto_server``; every argument is passed on to it)::
 
@@ -67,6 +67,11 @@ What it adds to plain moto (see shared notes "moto.md" for why each is needed):
     ``test`` is an administrator, deployed functions (through (a)) and the state
     machine act with their roles; conditions evaluated, action names as IAM names
     them, errors in each service's protocol.
+(m) Injected throttling -- ``patch_injected_throttling``
+    ``CASCADE_THROTTLE=secretsmanager:DescribeSecret,cloudformation:*`` answers those
+    requests with the service's throttling error (HTTP 400, ``ThrottlingException`` or
+    ``Throttling``), as AWS does beyond an account's rate; ``ACTION=N`` throttles only
+    the first N matching requests (then they go through), to exercise retries.
 
 Also: ASL execution (``execute_state_machine``) is on from the start, MOTO_PORT
 is exported (moto's Step Functions engine calls back into this server through
@@ -88,6 +93,7 @@ patch. Environment variables read:
     ECS_ROLLOUT_DESCRIBES   DescribeServices answers a new deployment stays IN_PROGRESS (0)
     CASCADE_PARENT_PID      pid whose death ends this server
     CASCADE_IAM_ENFORCEMENT 1: enforce IAM from the first request (see (l))
+    CASCADE_THROTTLE        service:Action[=N],... answered as throttled (see (m))
 """
 
 from __future__ import annotations
@@ -1928,6 +1934,63 @@ def enforce_iam(account_id: str = "123456789012") -> None:
 # --------------------------------------------------------------------------- main
 
 
+def parse_throttle_rules(spec: str) -> dict[str, int | None]:
+    """``service:Action[=N],...`` as {``service:Action``: N, or None for every request}."""
+    rules: dict[str, int | None] = {}
+    for entry in filter(None, (e.strip() for e in spec.split(","))):
+        name, _, count = entry.partition("=")
+        if ":" not in name:
+            raise SystemExit(f"CASCADE_THROTTLE: `{entry}` is not service:Action[=N]")
+        rules[name.strip().lower()] = int(count) if count.strip() else None
+    return rules
+
+
+def throttle_rule_for(rules: dict[str, int | None], service: str, action: str) -> str | None:
+    """The rule (its key) that throttles ``service:action``, if one still does."""
+    for key in (f"{service}:{action}".lower(), f"{service}:*".lower()):
+        if key in rules and (rules[key] is None or rules[key] > 0):
+            return key
+    return None
+
+
+def patch_injected_throttling() -> None:
+    """(m) Answer the requests ``CASCADE_THROTTLE`` names as AWS answers a throttled call.
+
+    moto never throttles. The error is in the request's protocol: JSON services get
+    ``{"__type": "ThrottlingException"}``, query services (CloudFormation, ...) the XML
+    ``<ErrorResponse>`` with code ``Throttling``; both HTTP 400, which the SDKs retry as
+    throttling (adaptive retry backs off). Patched: ``BaseResponse.call_action``.
+    """
+    spec = os.environ.get("CASCADE_THROTTLE", "").strip()
+    if not spec:
+        return
+    rules = parse_throttle_rules(spec)
+    lock = threading.Lock()
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse.call_action
+    require_signature(original, ["self"])
+
+    def call_action(self):
+        with lock:
+            key = throttle_rule_for(rules, self.boto3_service_name, self._get_action())
+            if key is not None and rules[key] is not None:
+                rules[key] -= 1
+        if key is None:
+            return original(self)
+        content_type = (self.headers.get("Content-Type") or "").lower()
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            body = (
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                "<Message>Rate exceeded</Message></Error><RequestId>throttled</RequestId></ErrorResponse>"
+            )
+            return 400, {"Content-Type": "text/xml"}, body
+        body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"})
+        return 400, {"Content-Type": "application/x-amz-json-1.1"}, body
+
+    BaseResponse.call_action = call_action
+
+
 def main(argv: list[str]) -> None:
     """Start the watchdog, configure moto, apply the patches, run moto's server."""
     start_parent_watchdog()
@@ -1945,6 +2008,7 @@ def main(argv: list[str]) -> None:
     patch_cfn_sam_transform()
     patch_cfn_sam_output_resources()
     patch_iam_enforcement()
+    patch_injected_throttling()
     log(f"moto with Secret Cascade patches on http://{host}:{port} (pid {os.getpid()})")
 
     from moto.server import main as moto_server_main

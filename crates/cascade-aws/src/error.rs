@@ -22,8 +22,10 @@ pub enum ErrorKind {
     Unavailable,
     /// The thing asked for does not exist.
     NotFound,
-    /// The credentials are missing, invalid or not allowed to do this.
+    /// The credentials are invalid or not allowed to do this.
     AccessDenied,
+    /// No credentials could be found (the credential chain gave none).
+    NoCredentials,
     /// CloudFormation's "No updates are to be performed": the stack already says this.
     NoUpdates,
     /// The request was refused as invalid (a validation error): retrying will not help.
@@ -145,6 +147,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::NotFound => "not found",
             ErrorKind::AccessDenied => "access denied",
+            ErrorKind::NoCredentials => "no credentials",
             ErrorKind::NoUpdates => "no updates",
             ErrorKind::Validation => "validation",
             ErrorKind::Other => "other",
@@ -177,9 +180,9 @@ pub enum AwsError {
         code: Option<String>,
         /// What the service or the transport said, in a few words.
         message: String,
-        /// The SDK's error.
-        #[source]
-        source: Option<Source>,
+        /// The SDK's error, with every detail. Not an error `source`: error chains stop at
+        /// the few words above (the details are logged at debug level when it is wrapped).
+        details: Option<Source>,
     },
 }
 
@@ -187,11 +190,17 @@ impl AwsError {
     /// Wraps an SDK error with the name of the operation that failed, classified by the
     /// SDK's variant and the service's code. The message is a few words: the service's
     /// error code and message, or the HTTP status when it sent neither, or what went wrong
-    /// on the way (timeout, connection, ...).
+    /// on the way (no credentials, cannot connect, timed out, ...) with its root cause. The
+    /// SDK's whole error is logged at debug level (`CASCADE_LOG=debug`).
     pub fn call<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        tracing::debug!(
+            operation,
+            error = %aws_smithy_types::error::display::DisplayErrorContext(&err),
+            "AWS call failed"
+        );
         let code = err.code().map(str::to_string);
         let (kind, message) = match &err {
             SdkError::ServiceError(context) => {
@@ -206,29 +215,45 @@ impl AwsError {
                 };
                 (kind, message)
             }
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => (
+            SdkError::TimeoutError(_) => (
                 ErrorKind::Unavailable,
-                aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                "no answer in time (timed out)".to_string(),
             ),
+            SdkError::DispatchFailure(failure) => {
+                let root = root_cause(&err);
+                if caused_by_credentials(&err) {
+                    (
+                        ErrorKind::NoCredentials,
+                        format!("no AWS credentials: {root}"),
+                    )
+                } else if failure.is_timeout() {
+                    (ErrorKind::Unavailable, format!("timed out: {root}"))
+                } else if failure.is_io() {
+                    (ErrorKind::Unavailable, format!("cannot connect: {root}"))
+                } else {
+                    (ErrorKind::Other, root)
+                }
+            }
             SdkError::ResponseError(context) => (
                 if context.raw().status().is_server_error() {
                     ErrorKind::Unavailable
                 } else {
                     ErrorKind::Other
                 },
-                aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                format!(
+                    "unreadable answer (HTTP {}): {}",
+                    context.raw().status().as_u16(),
+                    root_cause(&err)
+                ),
             ),
-            _ => (
-                ErrorKind::Other,
-                aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-            ),
+            _ => (ErrorKind::Other, root_cause(&err)),
         };
         AwsError::Call {
             operation,
             kind,
             code,
             message,
-            source: Some(Box::new(err)),
+            details: Some(Box::new(err)),
         }
     }
 
@@ -239,7 +264,7 @@ impl AwsError {
             kind,
             code: None,
             message: message.into(),
-            source: None,
+            details: None,
         }
     }
 
@@ -258,6 +283,30 @@ impl AwsError {
             _ => None,
         }
     }
+}
+
+/// The innermost cause of an error, in its own words (the outer ones only repeat it
+/// with more context: "dispatch failure", "io error", ...).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
+/// Whether the credential chain's failure is behind an error.
+fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

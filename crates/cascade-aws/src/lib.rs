@@ -29,4 +29,4 @@ pub mod stacks;
 pub mod store;
 
 pub use clients::{AwsOptions, Clients};
-pub use error::AwsError;
+pub use error::{AwsError, ErrorKind};

@@ -81,7 +81,7 @@ pub enum RunError {
         source: StepError,
     },
     /// The store failed (or has no such batch).
-    #[error(transparent)]
+    #[error("{0}")]
     Store(#[from] StoreError),
 }
 

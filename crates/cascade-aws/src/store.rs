@@ -35,7 +35,7 @@ pub enum StoreError {
     )]
     UnknownBatch(String),
     /// A call to S3 failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Aws(#[from] AwsError),
     /// A local file could not be read or written.
     #[error("{path}: {source}")]

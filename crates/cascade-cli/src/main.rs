@@ -5,12 +5,16 @@
 //!   `cascade_core::defaults`.
 //! - `commands`: one module per subcommand (`plan`, `run`, `restore`, `report`, `enqueue`,
 //!   `status`, `template to-json`) and what they share: AWS options and the state store.
-//! - `render`: tables and summaries for people.
+//! - `render`: tables and summaries for people; `failure`: a failed command in a line or
+//!   two, with what to do next.
 //!
-//! Logs go to stderr at the level `CASCADE_LOG` gives (default `warn`).
+//! Logs go to stderr at the level `CASCADE_LOG` gives (default `warn`, the AWS credential
+//! chain's own warnings left out: a failure says what is missing). `CASCADE_LOG=debug`
+//! shows every call and the SDK's whole error.
 
 mod cli;
 mod commands;
+mod failure;
 mod render;
 
 use std::process::ExitCode;
@@ -19,12 +23,15 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, TemplateCommand};
 
+/// Warnings, but not the credential chain's (one per provider it tried).
+const DEFAULT_LOG: &str = "warn,aws_config=error";
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CASCADE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -43,7 +50,12 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            tracing::debug!(error = ?err, "the command failed");
+            let mut lines = failure::explain(&err).into_iter();
+            eprintln!("error: {}", lines.next().unwrap_or_default());
+            for line in lines {
+                eprintln!("  {line}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -38,6 +38,19 @@ LAUNCHER = Path(os.environ.get("CASCADE_TEST_LAUNCHER") or LOCAL_DIR / "launcher
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 MARKER = "MotoSimulateUpdateFailure"
+
+
+def _load_launcher():
+    """launcher.py as a module, for its pure helpers (importing it patches nothing)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cascade_launcher", LAUNCHER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+launcher_py = _load_launcher()
 STATE_MACHINE = "cascade-recreator"
 ROLE_ARN = "arn:aws:iam::123456789012:role/sfn"
 
@@ -833,6 +846,45 @@ def test_ecs_deployment_failure_by_service_tag(endpoint):
     ecs.update_service(cluster=cluster, service=service_name, forceNewDeployment=True)
 
     assert service(ecs, cluster, service_name)["deployments"][0]["rolloutState"] == "FAILED"
+
+
+def test_injected_throttling_answers_in_each_protocol_then_lets_through(tmp_path):
+    port = free_port()
+    proc = start_launcher(
+        port, tmp_path / "moto.log", CASCADE_THROTTLE="secretsmanager:DescribeSecret,cloudformation:DescribeStacks=2"
+    )
+    try:
+        endpoint = f"http://{HOST}:{port}"
+        secrets = client(endpoint, "secretsmanager")
+        cfn = client(endpoint, "cloudformation")
+        # JSON protocol: every DescribeSecret, nothing else.
+        secrets.create_secret(Name="throttled", SecretString="x")
+        for _ in range(3):
+            with pytest.raises(ClientError) as error:
+                secrets.describe_secret(SecretId="throttled")
+            assert error.value.response["Error"]["Code"] == "ThrottlingException"
+            assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert secrets.list_secrets()["SecretList"]
+        # Query protocol: the first two DescribeStacks, then through.
+        for _ in range(2):
+            with pytest.raises(ClientError) as error:
+                cfn.describe_stacks()
+            assert error.value.response["Error"]["Code"] == "Throttling"
+        assert cfn.describe_stacks()["Stacks"] == []
+    finally:
+        stop(proc)
+
+
+def test_throttle_rules_parse_and_match():
+    rules = launcher_py.parse_throttle_rules("secretsmanager:DescribeSecret, cloudformation:*=3")
+    assert rules == {"secretsmanager:describesecret": None, "cloudformation:*": 3}
+    assert launcher_py.throttle_rule_for(rules, "cloudformation", "ListStacks") == "cloudformation:*"
+    assert launcher_py.throttle_rule_for(rules, "secretsmanager", "DescribeSecret") == "secretsmanager:describesecret"
+    assert launcher_py.throttle_rule_for(rules, "secretsmanager", "ListSecrets") is None
+    rules["cloudformation:*"] = 0
+    assert launcher_py.throttle_rule_for(rules, "cloudformation", "ListStacks") is None
+    with pytest.raises(SystemExit):
+        launcher_py.parse_throttle_rules("DescribeSecret")
 
 
 def test_ecs_rollout_can_stay_in_progress_for_some_describes(tmp_path):

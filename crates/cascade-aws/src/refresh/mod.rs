@@ -88,7 +88,7 @@ pub enum StepError {
     #[error("could not save the state of the batch: {0}")]
     Store(#[from] StoreError),
     /// CloudFormation could not be asked (throttled beyond the retries, network, ...).
-    #[error(transparent)]
+    #[error("{0}")]
     Aws(#[from] AwsError),
     /// The batch never saved an original of the stack, so there is nothing to put back.
     #[error(

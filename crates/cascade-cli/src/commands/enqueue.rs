@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use cascade_aws::AwsError;
 use cascade_aws::secrets::resolve_secrets;
-use cascade_aws::{AwsOptions, Clients};
 use cascade_core::intake::ManualTicket;
 use jiff::Timestamp;
 
@@ -16,7 +16,7 @@ const MESSAGE_GROUP: &str = "cascade";
 
 /// Sends one manual ticket per secret (each checked to exist first).
 pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
-    let clients = Clients::load(&AwsOptions::from(&args.aws)).await;
+    let clients = crate::commands::clients(&args.aws).await?;
     let secrets = resolve_secrets(&clients, &args.secrets).await?;
     let requested_by = args
         .requested_by
@@ -39,6 +39,7 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
             .message_body(body)
             .send()
             .await
+            .map_err(|e| AwsError::call("sqs:SendMessage", e))
             .with_context(|| format!("cannot send a ticket to {}", args.queue_url))?;
         println!(
             "queued a ticket for {} (message {})",

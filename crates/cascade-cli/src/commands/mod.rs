@@ -15,6 +15,7 @@ use cascade_aws::store::Store;
 use cascade_aws::{AwsOptions, Clients};
 
 use crate::cli::{AwsArgs, StateArgs};
+use crate::failure::NoRegion;
 
 impl From<&AwsArgs> for AwsOptions {
     fn from(args: &AwsArgs) -> Self {
@@ -22,7 +23,11 @@ impl From<&AwsArgs> for AwsOptions {
             region: args.region.clone(),
             endpoint_url: args.endpoint_url.clone(),
             profile: args.profile.clone(),
-            max_attempts: None,
+            // The standard variable; unset or unreadable: the default (8).
+            max_attempts: std::env::var("AWS_MAX_ATTEMPTS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n > 0),
         }
     }
 }
@@ -43,12 +48,26 @@ pub fn store(clients: &Clients, args: &StateArgs) -> Store {
     }
 }
 
-/// Clients, store and settings for the refresh steps.
-pub async fn refresher(aws: &AwsArgs, state: &StateArgs, settings: RefreshSettings) -> Refresher {
+/// The AWS clients the arguments describe; an error when no region is configured, before
+/// any call is made.
+pub async fn clients(aws: &AwsArgs) -> anyhow::Result<Clients> {
     let clients = Clients::load(&AwsOptions::from(aws)).await;
-    Refresher {
+    if clients.region().is_none() {
+        return Err(NoRegion.into());
+    }
+    Ok(clients)
+}
+
+/// Clients, store and settings for the refresh steps.
+pub async fn refresher(
+    aws: &AwsArgs,
+    state: &StateArgs,
+    settings: RefreshSettings,
+) -> anyhow::Result<Refresher> {
+    let clients = clients(aws).await?;
+    Ok(Refresher {
         store: store(&clients, state),
         clients,
         settings,
-    }
+    })
 }

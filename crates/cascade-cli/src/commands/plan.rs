@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use cascade_aws::discovery::plan_secrets;
 use cascade_aws::secrets::resolve_secrets;
-use cascade_aws::{AwsOptions, Clients};
 use cascade_core::offline::OfflineStack;
 use cascade_core::secret::Secret;
 use cascade_core::template::read_template;
@@ -31,7 +30,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 "{flag} is only for planning a template file offline: add --template FILE (against the account, the account says it)"
             );
         }
-        let clients = Clients::load(&AwsOptions::from(&args.aws)).await;
+        let clients = crate::commands::clients(&args.aws).await?;
         let secrets = resolve_secrets(&clients, &args.secrets).await?;
         let plan = plan_secrets(
             &clients,

@@ -3,15 +3,26 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cascade_aws::refresh::RefreshSettings;
+use cascade_aws::refresh::{RefreshSettings, Refresher};
+use cascade_aws::{AwsOptions, Clients};
 use cascade_core::batch::keys;
 
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::commands::refresher;
+use crate::commands::{refresher, store};
 
 /// Prints a batch's report from the state store.
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let refresher = refresher(&args.aws, &args.state, RefreshSettings::default()).await;
+    let refresher = if args.state.bucket.is_some() {
+        refresher(&args.aws, &args.state, RefreshSettings::default()).await?
+    } else {
+        // A local state directory: no AWS call, so no region needed.
+        let clients = Clients::load(&AwsOptions::from(&args.aws)).await;
+        Refresher {
+            store: store(&clients, &args.state),
+            clients,
+            settings: RefreshSettings::default(),
+        }
+    };
     let batch = if args.batch == "latest" {
         refresher.batches().latest().await?.with_context(|| {
             format!(

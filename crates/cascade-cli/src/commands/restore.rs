@@ -21,7 +21,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         execution_role_arn: args.execution_role_arn.clone(),
         ..RefreshSettings::default()
     };
-    let refresher = refresher(&args.aws, &args.state, settings).await;
+    let refresher = refresher(&args.aws, &args.state, settings).await?;
     let batches = refresher.batches();
     let manifest = batches.manifest(&args.batch).await?;
     eprintln!(

@@ -43,7 +43,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         execution_role_arn: args.execution_role_arn.clone(),
     };
-    let refresher = refresher(&args.aws, &args.state, settings).await;
+    let refresher = refresher(&args.aws, &args.state, settings).await?;
 
     let manifest = if let Some(batch) = &args.resume {
         let manifest = refresher.batches().manifest(batch).await?;

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use aws_sdk_sqs::types::QueueAttributeName;
-use cascade_aws::{AwsOptions, Clients};
+use cascade_aws::AwsError;
 
 use crate::cli::StatusArgs;
 
 /// Prints the executions and the queue depth.
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let clients = Clients::load(&AwsOptions::from(&args.aws)).await;
+    let clients = crate::commands::clients(&args.aws).await?;
     let executions = clients
         .sfn
         .list_executions()
@@ -19,6 +19,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .max_results(args.last.clamp(1, 100))
         .send()
         .await
+        .map_err(|e| AwsError::call("states:ListExecutions", e))
         .with_context(|| format!("cannot list the executions of {}", args.state_machine_arn))?;
     let running: Vec<_> = executions
         .executions()
@@ -51,6 +52,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
+            .map_err(|e| AwsError::call("sqs:GetQueueAttributes", e))
             .with_context(|| format!("cannot read {queue}"))?;
         let get = |name: QueueAttributeName| {
             attributes
