@@ -738,7 +738,12 @@ async fn a_batch_of_stacks_is_refreshed_one_at_a_time_and_resumes_after_interrup
     assert_eq!(a04.phase, Phase::Restore);
     assert_eq!(
         a04.restore_command.as_deref(),
-        Some(format!("cascade restore --stack a04-restore-fails --batch {BATCH}").as_str())
+        Some(
+            format!(
+                "cascade restore --stack a04-restore-fails --batch {BATCH} --bucket {BUCKET} --region us-east-1"
+            )
+            .as_str()
+        )
     );
     assert_eq!(
         a04.failed_resources
