@@ -12,11 +12,14 @@
 //! - [`ecs`] restarts a service whose tasks read a secret when they start.
 //! - [`gatekeeper`] turns queued tickets into one execution at a time; [`slack`] posts
 //!   the message.
+//! - [`status`] reads what the deployed application is doing; [`dead_letters`] reads and
+//!   redrives its dead-letter queue.
 
 pub mod batch_store;
 pub mod calls;
 pub mod change_set;
 pub mod clients;
+pub mod dead_letters;
 pub mod discovery;
 pub mod ecs;
 pub mod error;
@@ -26,6 +29,7 @@ pub mod run;
 pub mod secrets;
 pub mod slack;
 pub mod stacks;
+pub mod status;
 pub mod store;
 
 pub use clients::{AwsOptions, Clients};

@@ -24,8 +24,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Queue a manual ticket for the deployed application (as if the secret had changed).
     Enqueue(EnqueueArgs),
-    /// Show the deployed application: executions and tickets waiting.
+    /// Show the deployed application: the running batch (stack i of n, its phase), the last
+    /// batches, tickets waiting and the dead-letter queue.
     Status(StatusArgs),
+    /// The deployed application's dead-letter queue: list, redrive.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Show a batch's report.
     Report(ReportArgs),
     /// Work with template files.
@@ -129,19 +133,49 @@ pub struct EnqueueArgs {
     pub aws: AwsArgs,
 }
 
+/// Which deployed application: its CloudFormation stack.
+#[derive(Debug, Clone, Args)]
+pub struct DeployedArgs {
+    /// The application's stack (samconfig.toml's stack_name); its outputs name the queues,
+    /// the state machine and the bucket.
+    #[arg(long, env = "CASCADE_STACK_NAME", default_value = "secret-cascade")]
+    pub stack_name: String,
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The state machine (the stack output StateMachineArn).
-    #[arg(long, env = "CASCADE_STATE_MACHINE_ARN")]
-    pub state_machine_arn: String,
-    /// The ticket queue (the stack output TicketQueueUrl), to show the tickets waiting.
-    #[arg(long, env = "CASCADE_QUEUE_URL")]
-    pub queue_url: Option<String>,
+    #[command(flatten)]
+    pub deployed: DeployedArgs,
     /// How many recent executions to show.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=100))]
     pub last: i32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The dead letters (at most 10, oldest first): when, how often received, and what
+    /// reading each as a ticket says now. Bodies are not printed.
+    List {
+        #[command(flatten)]
+        deployed: DeployedArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Move every dead letter back to the ticket queue (after fixing what made it fail).
+    Redrive {
+        #[command(flatten)]
+        deployed: DeployedArgs,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,7 +4,7 @@
 //! - `cli`: the arguments of every subcommand (clap); timing defaults come from
 //!   `cascade_core::defaults`.
 //! - `commands`: one module per subcommand (`plan`, `run`, `restore`, `report`, `enqueue`,
-//!   `status`, `template to-json`) and what they share: AWS options and the state store.
+//!   `status`, `dlq`, `template to-json`) and what they share: AWS options and the state store.
 //! - `render`: tables and summaries for people; `failure`: a failed command in a line or
 //!   two, with what to do next.
 //!
@@ -43,6 +43,7 @@ async fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(args).await,
         Command::Enqueue(args) => commands::enqueue::run(args).await,
         Command::Status(args) => commands::status::run(args).await,
+        Command::Dlq(command) => commands::dlq::run(command).await,
         Command::Template(TemplateCommand::ToJson { file }) => {
             commands::template::to_json(&file).await
         }

@@ -214,6 +214,103 @@ pub fn report_summary(report: &Report, elapsed: std::time::Duration) -> String {
     out
 }
 
+/// The deployed application's status for people.
+pub fn status_text(status: &cascade_aws::status::Status) -> String {
+    let mut out = format!(
+        "Secret Cascade in stack {} (bucket {})\n",
+        status.deployed.stack_name, status.deployed.bucket
+    );
+    match &status.running {
+        None => out.push_str("running: nothing\n"),
+        Some(running) => match &running.progress {
+            None => out.push_str(&format!(
+                "running: {} since {} (discovering)\n",
+                running.execution_arn, running.started_at
+            )),
+            Some(p) => {
+                out.push_str(&format!(
+                    "running: batch {} for {} since {}\n",
+                    p.batch_id,
+                    p.secrets.join(", "),
+                    running.started_at
+                ));
+                match &p.current {
+                    Some(c) => out.push_str(&format!(
+                        "  stack {} of {}: {}, {}{}\n",
+                        c.index,
+                        p.planned,
+                        c.stack_name,
+                        c.phase,
+                        c.seconds.map(|s| format!(" for {s} s")).unwrap_or_default()
+                    )),
+                    None => out.push_str(&format!(
+                        "  all {} stacks done: writing the report\n",
+                        p.planned
+                    )),
+                }
+                out.push_str(&format!("  so far: {}\n", totals_text(&p.totals)));
+            }
+        },
+    }
+    out.push_str("recent batches:\n");
+    if status.recent.is_empty() {
+        out.push_str("  none\n");
+    } else {
+        let mut table = new_table(["Batch", "Status", "Started", "Stopped", "Totals", "Report"]);
+        for r in &status.recent {
+            table.add_row([
+                r.batch_id
+                    .clone()
+                    .unwrap_or_else(|| r.execution_name.clone()),
+                r.status.clone(),
+                r.started_at.clone(),
+                r.stopped_at.clone().unwrap_or_default(),
+                r.totals.as_ref().map(totals_text).unwrap_or_default(),
+                r.report.clone().unwrap_or_default(),
+            ]);
+        }
+        out.push_str(&format!("{table}\n"));
+    }
+    out.push_str(&format!(
+        "tickets: {} waiting, {} being taken by a gatekeeper\n",
+        status.tickets.waiting, status.tickets.in_flight
+    ));
+    let dead = &status.dead_letters;
+    out.push_str(&match dead.oldest_age_seconds {
+        Some(age) if dead.count > 0 => format!(
+            "dead letters: {} (oldest {age} s old): `cascade dlq list` says why\n",
+            dead.count
+        ),
+        _ => format!("dead letters: {}\n", dead.count),
+    });
+    out
+}
+
+/// The dead letters as a table (no bodies).
+pub fn dead_letters_table(letters: &[cascade_aws::dead_letters::DeadLetter]) -> String {
+    if letters.is_empty() {
+        return "no dead letters\n".into();
+    }
+    let mut table = new_table(["Message", "Sent", "Received", "Bytes", "Reading it now"]);
+    for l in letters {
+        table.add_row([
+            l.message_id.clone(),
+            l.sent_at.map(|t| t.to_string()).unwrap_or_default(),
+            l.receive_count.map(|c| c.to_string()).unwrap_or_default(),
+            l.bytes.to_string(),
+            l.reading.clone(),
+        ]);
+    }
+    format!("{table}\n")
+}
+
+fn totals_text(t: &cascade_core::report::Totals) -> String {
+    format!(
+        "{} refreshed, {} failed, {} skipped, {} degraded",
+        t.refreshed, t.failed, t.skipped, t.degraded
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,8 @@
 //! - [`refresh`] is the refresh of one stack: its state machine, and the templates its
 //!   updates send; [`batch`] is what a batch keeps (manifest, saved originals, keys) and
 //!   its report; [`report`] renders reports (JSON, Markdown, Slack); [`restore`] is the
-//!   restore command a report prints for a degraded stack.
+//!   restore command a report prints for a degraded stack; [`progress`] says where a
+//!   running batch is.
 //! - [`change_set`] is CloudFormation's own verdict before every update: execute the
 //!   change set, or refuse it and say why.
 //! - [`caught`] reads an error the state machine caught.
@@ -37,6 +38,7 @@ pub mod graph;
 pub mod intake;
 pub mod offline;
 pub mod plan;
+pub mod progress;
 pub mod refresh;
 pub mod report;
 pub mod restore;

@@ -6,13 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use cascade_aws::AwsError;
 use cascade_aws::secrets::resolve_secrets;
-use cascade_core::intake::ManualTicket;
+use cascade_core::intake::{MESSAGE_GROUP, ManualTicket};
 use jiff::Timestamp;
 
 use crate::cli::EnqueueArgs;
-
-/// The message group every ticket shares (a mutex; see DESIGN §1).
-const MESSAGE_GROUP: &str = "cascade";
 
 /// Sends one manual ticket per secret (each checked to exist first).
 pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share: AWS options and the state store.
 
+pub mod dlq;
 pub mod enqueue;
 pub mod plan;
 pub mod report;

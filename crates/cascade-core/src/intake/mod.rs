@@ -91,6 +91,10 @@ pub enum TicketParse {
     Ignored(String),
 }
 
+/// The message group of every ticket on the FIFO queue (template.yaml's rule targets set
+/// it): one group, so the queue hands tickets out one batch at a time.
+pub const MESSAGE_GROUP: &str = "cascade";
+
 /// `detail-type` of Secrets Manager's native event.
 const LABEL_UPDATED: &str = "Secret Label Updated";
 /// `detail-type` of a CloudTrail-derived API call event.
