@@ -257,6 +257,42 @@ fn fit_lines(lines: &[String], what: &str) -> String {
     out
 }
 
+/// A message as a person reads it in Slack, as plain text: the header, each section and
+/// context in order (mrkdwn marks and emoji names kept, escapes undone), sections apart by a
+/// blank line. For terminals (`make demo`) and logs that show what the team was told.
+pub fn message_as_text(message: &Value) -> String {
+    let unescape = |s: &str| {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let mut parts = Vec::new();
+    for block in message["blocks"].as_array().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("header") | Some("section") => {
+                if let Some(text) = block["text"]["text"].as_str() {
+                    parts.push(unescape(text));
+                }
+            }
+            Some("context") => {
+                let texts: Vec<String> = block["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["text"].as_str().map(unescape))
+                    .collect();
+                parts.push(texts.join("  "));
+            }
+            Some("divider") => parts.push("────".into()),
+            _ => {}
+        }
+    }
+    if parts.is_empty() {
+        parts.extend(message["text"].as_str().map(unescape));
+    }
+    parts.join("\n\n")
+}
+
 /// Escapes `&`, `<` and `>` as Slack's mrkdwn requires.
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -390,6 +426,23 @@ mod tests {
         let failed = blocks[4]["text"]["text"].as_str().unwrap();
         assert!(failed.starts_with(":x: *Failed: `billing`* (phase remove, strategy recreate)"));
         assert!(failed.contains("• `Queue` (AWS::SQS::Queue) UPDATE_FAILED: denied"));
+    }
+
+    #[test]
+    fn a_message_reads_as_text_in_block_order() {
+        let mut degraded = stack("api", Outcome::Degraded);
+        degraded.restore_command = Some("cascade restore --batch b-1 --stack api".into());
+        let message = slack_message(&report(vec![degraded]), Some("s3://b/r.json"));
+        let text = message_as_text(&message);
+        let header = text.lines().next().unwrap();
+        assert!(header.contains("1 degraded"), "{text}");
+        assert!(text.contains("s3://b/r.json"), "{text}");
+        assert!(
+            text.contains("```cascade restore --batch b-1 --stack api```"),
+            "{text}"
+        );
+        assert!(!text.contains("\"type\""), "no JSON: {text}");
+        assert_eq!(message_as_text(&json!({"text": "a &lt;b&gt;"})), "a <b>");
     }
 
     #[test]
