@@ -113,6 +113,30 @@ async fn no_credentials_says_how_to_get_some() {
     );
 }
 
+/// A profile whose credentials come from the instance metadata service, off EC2: the
+/// credential chain warns about each provider it tried. At the default level those
+/// warnings stay out (they do show at `CASCADE_LOG=warn`, so this can fail).
+#[tokio::test]
+async fn the_credential_chain_does_not_warn_at_the_default_level() {
+    let config = std::env::temp_dir().join(format!("cascade-errors-config-{}", std::process::id()));
+    std::fs::write(
+        &config,
+        "[default]\nregion = eu-west-1\nrole_arn = arn:aws:iam::123456789012:role/ops\ncredential_source = Ec2InstanceMetadata\n",
+    )
+    .unwrap();
+    let env = [("AWS_CONFIG_FILE", config.display().to_string())];
+    let ran = cascade(&["plan", "--secret", "prod/db"], &env).await;
+    assert_short(&ran);
+    assert!(ran.stderr.contains("no AWS credentials"), "{ran:#?}");
+    let mut loud = env.to_vec();
+    loud.push(("CASCADE_LOG", "warn".into()));
+    let loud = cascade(&["plan", "--secret", "prod/db"], &loud).await;
+    assert!(
+        loud.stderr.contains("WARN") && loud.stderr.contains("aws_config"),
+        "{loud:#?}"
+    );
+}
+
 #[tokio::test]
 async fn no_region_says_how_to_set_one() {
     let ran = cascade(&["plan", "--secret", "prod/db"], &credentials()).await;
