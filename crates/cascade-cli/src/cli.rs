@@ -126,9 +126,11 @@ pub struct EnqueueArgs {
     /// Who asks (default: $USER).
     #[arg(long)]
     pub requested_by: Option<String>,
-    /// The ticket queue (the stack output TicketQueueUrl).
+    /// The ticket queue [default: the output TicketQueueUrl of --stack-name].
     #[arg(long, env = "CASCADE_QUEUE_URL")]
-    pub queue_url: String,
+    pub queue_url: Option<String>,
+    #[command(flatten)]
+    pub deployed: DeployedArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

@@ -234,6 +234,16 @@ async fn status_follows_a_running_batch_and_the_dead_letter_queue() {
     let after = status_json(local).await;
     assert_eq!(after["dead_letters"]["count"], 0, "{after:#}");
     assert_eq!(after["tickets"]["waiting"], 1, "{after:#}");
+
+    // A manual ticket, the queue found from the same outputs.
+    let queued = cascade(local, &["enqueue", "--secret", "prod/db"]).await;
+    assert_eq!(queued.code, Some(0), "{queued:?}");
+    assert!(
+        queued.stdout.contains("queued a ticket for prod/db"),
+        "{queued:?}"
+    );
+    let after = status_json(local).await;
+    assert_eq!(after["tickets"]["waiting"], 2, "{after:#}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use cascade_aws::AwsError;
 use cascade_aws::secrets::resolve_secrets;
+use cascade_aws::status::Deployed;
 use cascade_core::intake::{MESSAGE_GROUP, ManualTicket};
 use jiff::Timestamp;
 
@@ -14,6 +15,14 @@ use crate::cli::EnqueueArgs;
 /// Sends one manual ticket per secret (each checked to exist first).
 pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     let clients = crate::commands::clients(&args.aws).await?;
+    let queue_url = match &args.queue_url {
+        Some(url) => url.clone(),
+        None => {
+            Deployed::find(&clients, &args.deployed.stack_name)
+                .await?
+                .queue_url
+        }
+    };
     let secrets = resolve_secrets(&clients, &args.secrets).await?;
     let requested_by = args
         .requested_by
@@ -31,13 +40,13 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
         let sent = clients
             .sqs
             .send_message()
-            .queue_url(&args.queue_url)
+            .queue_url(&queue_url)
             .message_group_id(MESSAGE_GROUP)
             .message_body(body)
             .send()
             .await
             .map_err(|e| AwsError::call("sqs:SendMessage", e))
-            .with_context(|| format!("cannot send a ticket to {}", args.queue_url))?;
+            .with_context(|| format!("cannot send a ticket to {queue_url}"))?;
         println!(
             "queued a ticket for {} (message {})",
             secret.name,
