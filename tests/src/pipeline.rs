@@ -159,6 +159,34 @@ impl LocalPipeline {
         Ok(())
     }
 
+    /// What someone changing `secret` in the console does: a new value (PutSecretValue),
+    /// then the `Secret Label Updated` event Secrets Manager sends. Returns the new version.
+    pub async fn change_secret(&self, secret: &str, value: &str) -> anyhow::Result<String> {
+        let arn = self
+            .clients
+            .secrets
+            .describe_secret()
+            .secret_id(secret)
+            .send()
+            .await?
+            .arn()
+            .unwrap_or_default()
+            .to_string();
+        let version = self
+            .clients
+            .secrets
+            .put_secret_value()
+            .secret_id(secret)
+            .secret_string(value)
+            .send()
+            .await?
+            .version_id()
+            .unwrap_or_default()
+            .to_string();
+        self.secret_label_updated(secret, &arn, &version).await?;
+        Ok(version)
+    }
+
     /// One gatekeeper tick (the deployed function, invoked through Lambda) and the
     /// execution it started, followed to its end: its final description and the batch's
     /// JSON report (`None` when the execution wrote none).
@@ -227,8 +255,7 @@ impl LocalPipeline {
         secret: &str,
         stack: &str,
     ) -> anyhow::Result<(String, Value)> {
-        let created = self
-            .clients
+        self.clients
             .secrets
             .create_secret()
             .name(secret)
@@ -252,19 +279,7 @@ impl LocalPipeline {
             .template_body()
             .unwrap_or_default()
             .to_string();
-        let version = self
-            .clients
-            .secrets
-            .put_secret_value()
-            .secret_id(secret)
-            .secret_string(r#"{"token":"second"}"#)
-            .send()
-            .await?
-            .version_id()
-            .unwrap_or_default()
-            .to_string();
-        self.secret_label_updated(secret, created.arn().unwrap_or_default(), &version)
-            .await?;
+        self.change_secret(secret, r#"{"token":"second"}"#).await?;
         let (execution, report) = self.run_batch().await?;
         let report = report.with_context(|| format!("no report: {execution:?}"))?;
         Ok((before, report))

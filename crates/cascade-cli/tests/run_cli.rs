@@ -819,7 +819,7 @@ async fn the_restore_command_of_a_serverless_report_works_as_printed() {
     .unwrap();
     let clients = &pipeline.clients;
     let bucket = pipeline.deployment.bucket.clone();
-    let created = clients
+    clients
         .secrets
         .create_secret()
         .name("prod/api")
@@ -840,20 +840,8 @@ async fn the_restore_command_of_a_serverless_report_works_as_printed() {
         .send()
         .await
         .unwrap();
-    let version = clients
-        .secrets
-        .put_secret_value()
-        .secret_id("prod/api")
-        .secret_string(r#"{"token":"second"}"#)
-        .send()
-        .await
-        .unwrap();
     pipeline
-        .secret_label_updated(
-            "prod/api",
-            created.arn().unwrap(),
-            version.version_id().unwrap(),
-        )
+        .change_secret("prod/api", r#"{"token":"second"}"#)
         .await
         .unwrap();
     let (execution, report) = pipeline.run_batch().await.unwrap();

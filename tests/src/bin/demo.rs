@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         seeded.changed_secrets.join(", ")
     ));
     for name in &seeded.changed_secrets {
-        change_secret(&pipeline, name, &seeded, started).await?;
+        change_secret(&pipeline, name, started).await?;
     }
 
     step("the schedule fires: the deployed gatekeeper, invoked through Lambda");
@@ -132,7 +132,6 @@ async fn main() -> anyhow::Result<()> {
                 None
             }
         },
-        &seeded,
         &tick,
     )
     .await?;
@@ -148,8 +147,7 @@ async fn main() -> anyhow::Result<()> {
     let outcome = pipeline.invoke(Function::Gatekeeper, &tick).await?;
     eprintln!("    {}", outcome["outcome"].as_str().unwrap_or_default());
     let second = newest_execution(&pipeline).await?;
-    let (execution, second_key) =
-        follow(&pipeline, &second, started, |_| None, &seeded, &tick).await?;
+    let (execution, second_key) = follow(&pipeline, &second, started, |_| None, &tick).await?;
     let second_report: Report = serde_json::from_value(pipeline.read_report(&second_key).await?)?;
     eprintln!(
         "    execution {:?}: batch {} for {}: {} refreshed, {} failed, {} skipped, {} degraded",
@@ -265,22 +263,10 @@ async fn print_plan(clients: &cascade_aws::Clients, secrets: &[String]) -> anyho
 async fn change_secret(
     pipeline: &LocalPipeline,
     name: &str,
-    seeded: &cascade_tests::fixtures::Seeded,
     started: Instant,
 ) -> anyhow::Result<()> {
-    let version = pipeline
-        .clients
-        .secrets
-        .put_secret_value()
-        .secret_id(name)
-        .secret_string(json!({ "rotated": true, "at": started.elapsed().as_millis() }).to_string())
-        .send()
-        .await?
-        .version_id()
-        .context("no version id")?
-        .to_string();
-    let arn = seeded.secrets.get(name).context("secret not seeded")?;
-    pipeline.secret_label_updated(name, arn, &version).await?;
+    let value = json!({ "rotated": true, "at": started.elapsed().as_millis() }).to_string();
+    let version = pipeline.change_secret(name, &value).await?;
     eprintln!("    {name}: new version {version}, event sent");
     Ok(())
 }
@@ -309,7 +295,6 @@ async fn follow(
     arn: &str,
     started: Instant,
     mut mid_run: impl FnMut(usize) -> Option<&'static str>,
-    seeded: &cascade_tests::fixtures::Seeded,
     tick: &Value,
 ) -> anyhow::Result<(
     aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput,
@@ -382,7 +367,7 @@ async fn follow(
             let ended = states.iter().filter(|s| s.is_final()).count();
             if let Some(secret) = mid_run(ended) {
                 eprintln!("    ==> meanwhile someone changes {secret} again");
-                change_secret(pipeline, secret, seeded, started).await?;
+                change_secret(pipeline, secret, started).await?;
                 let busy = pipeline.invoke(Function::Gatekeeper, tick).await?;
                 eprintln!(
                     "    ==> the next tick: {}",
