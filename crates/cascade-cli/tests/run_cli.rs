@@ -13,7 +13,6 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::Client as CloudFormation;
@@ -22,6 +21,9 @@ use cascade_tests::slack_sink::{Reply, SlackSink as Sink};
 use cascade_tests::{LocalStack, workspace_root};
 use serde_json::Value;
 use tokio::net::TcpListener;
+
+mod common;
+use common::{cascade, printed};
 
 /// The secret every fixture template references.
 const SECRET: &str = "e2e/db";
@@ -94,13 +96,6 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-/// What one `cascade` invocation did.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// The end of a long output, for failure messages.
 fn tail(text: &str) -> &str {
     let start = text.len().saturating_sub(4000);
@@ -108,75 +103,6 @@ fn tail(text: &str) -> &str {
         .find(|i| text.is_char_boundary(*i))
         .unwrap_or(text.len());
     &text[start..]
-}
-
-impl Ran {
-    fn both(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-impl std::fmt::Debug for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-async fn cascade(local: &LocalStack, args: &[&str], extra_env: &[(&str, &str)]) -> Ran {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cascade"));
-    command.args(args);
-    ran(command, local, extra_env).await
-}
-
-/// A command line exactly as printed (a report's restore command), run by `sh` with the
-/// built `cascade` first on PATH and the local stack's environment, as a person would paste
-/// it into a shell where `eval "$(infra/local/up)"` was run.
-async fn printed(local: &LocalStack, line: &str) -> Ran {
-    let bin = Path::new(env!("CARGO_BIN_EXE_cascade")).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut command = tokio::process::Command::new("sh");
-    command.arg("-c").arg(line).env("PATH", path);
-    ran(command, local, &[]).await
-}
-
-async fn ran(
-    mut command: tokio::process::Command,
-    local: &LocalStack,
-    extra_env: &[(&str, &str)],
-) -> Ran {
-    command.stdin(Stdio::null());
-    for name in [
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_DEFAULT_REGION",
-        "AWS_SESSION_TOKEN",
-        "CASCADE_BUCKET",
-        "CASCADE_STATE_DIR",
-        "CASCADE_SLACK_WEBHOOK_SECRET",
-        "CASCADE_LOG",
-    ] {
-        command.env_remove(name);
-    }
-    for (k, v) in local.env() {
-        command.env(k, v);
-    }
-    for (k, v) in extra_env {
-        command.env(k, v);
-    }
-    let out = command.output().await.expect("cascade runs");
-    Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 async fn start() -> LocalStack {

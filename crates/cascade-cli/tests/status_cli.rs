@@ -5,7 +5,6 @@
 //! the tickets waiting and the dead letters; `dlq list` says why a dead letter cannot be
 //! read (without printing it) and `dlq redrive` moves it back.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::Tag;
@@ -15,41 +14,16 @@ use cascade_tests::deploy::DeployOptions;
 use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use serde_json::{Value, json};
 
+#[allow(dead_code)] // `printed` and `Ran::both` serve the other test files.
+mod common;
+use common::Ran;
+
 /// The body of a message no gatekeeper can read.
 const GARBAGE: &str = "this is not a ticket at all";
 
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// `cascade ARGS` with the local stack's environment (as `eval "$(infra/local/up)"` sets it).
+/// `cascade ARGS` with the local stack's environment.
 async fn cascade(local: &LocalStack, args: &[&str]) -> Ran {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cascade"));
-    command.args(args).stdin(Stdio::null());
-    for name in ["AWS_PROFILE", "CASCADE_STACK_NAME", "CASCADE_LOG"] {
-        command.env_remove(name);
-    }
-    for (k, v) in local.env() {
-        command.env(k, v);
-    }
-    let out = command.output().await.expect("cascade runs");
-    Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::cascade(local, args, &[]).await
 }
 
 async fn status_json(local: &LocalStack) -> Value {
