@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Secret Cascade's local AWS backend: moto_server plus thirteen patches (moto 5.2.5).
+"""Secret Cascade's local AWS backend: moto_server plus sixteen patches (moto 5.2.5).
 
 Usage (same command line as ``moto_server``; every argument is passed on to it)::
 
@@ -73,6 +73,18 @@ What it adds to plain moto (see shared notes "moto.md" for why each is needed):
     ``Throttling``), as AWS does beyond an account's rate; ``ACTION=N`` throttles only
     the first N matching requests (then they go through), to exercise retries.
 
+(n) LastUpdatedTime -- ``patch_cfn_last_updated_time``
+    Every update of a stack (UpdateStack or an executed change set, completed or
+    rolled back by (d)) sets the LastUpdatedTime DescribeStacks shows, as CloudFormation
+    does; moto 5.2.5 never shows one, so a template cache keyed by it went stale.
+(p) aws-sdk GetObject bodies -- ``patch_sfn_aws_sdk_streaming_body``
+    An ``arn:aws:states:::aws-sdk:s3:getObject`` task gives its ``Body`` as text,
+    as Step Functions does; moto 5.2.5 fails the state on botocore's checksum-
+    validating stream (``'StreamingChecksumBody' object has no attribute 'strip'``).
+(o) Injected unavailability -- ``patch_injected_throttling`` too
+    ``CASCADE_UNAVAILABLE=s3:PutObject@reports/`` answers those requests (``@text``:
+    only those whose path contains it) with HTTP 503 ``ServiceUnavailable``, as a
+    service that is down does; ``=N`` as for (m).
 Also: ASL execution (``execute_state_machine``) is on from the start, MOTO_PORT
 is exported (moto's Step Functions engine calls back into this server through
 it), and ``CASCADE_PARENT_PID`` arms a watchdog that ends this server when that
@@ -94,6 +106,7 @@ patch. Environment variables read:
     CASCADE_PARENT_PID      pid whose death ends this server
     CASCADE_IAM_ENFORCEMENT 1: enforce IAM from the first request (see (l))
     CASCADE_THROTTLE        service:Action[=N],... answered as throttled (see (m))
+    CASCADE_UNAVAILABLE     service:Action[@path][=N],... answered as unavailable (see (o))
 """
 
 from __future__ import annotations
@@ -106,6 +119,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable
 from urllib.parse import quote
@@ -522,9 +536,13 @@ def _record_simulated_rollback(stack: Any, template: str, marker: str) -> None:
     UPDATE_FAILED for each resource whose definition has the marker, stack
     UPDATE_ROLLBACK_IN_PROGRESS (reason), UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS,
     UPDATE_ROLLBACK_COMPLETE. Stack status becomes UPDATE_ROLLBACK_COMPLETE and
-    StackStatusReason the reason. Template, parameters, tags and resources stay.
+    StackStatusReason the reason. Template, parameters, tags and resources stay;
+    LastUpdatedTime moves, as it does in CloudFormation (see (n)).
     """
     from moto.cloudformation.models import Event
+    from moto.core.utils import utcnow
+
+    stack.last_updated_time = utcnow()
 
     try:
         new_resources = stack.parse_template(template).get("Resources") or {}
@@ -1934,21 +1952,97 @@ def enforce_iam(account_id: str = "123456789012") -> None:
 # --------------------------------------------------------------------------- main
 
 
-def parse_throttle_rules(spec: str) -> dict[str, int | None]:
-    """``service:Action[=N],...`` as {``service:Action``: N, or None for every request}."""
+# --------------------------------------------------------------------------- (p) aws-sdk bodies
+
+
+def patch_sfn_aws_sdk_streaming_body() -> None:
+    """(p) An aws-sdk task's streamed ``Body`` (S3 GetObject) is read into text first.
+
+    Patched: ``StateTaskServiceAwsSdk._eval_service_task``: the boto client's answer is
+    read before moto's engine normalises it. Used by the tests' INLINE twin of the state
+    machine, whose map takes its items from such a task (an INLINE map has no ItemReader).
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    original_client_for = aws_sdk.boto_client_for
+
+    class _ReadBodies:
+        def __init__(self, client):
+            self._client = client
+
+        def __getattr__(self, name):
+            attribute = getattr(self._client, name)
+            if not callable(attribute):
+                return attribute
+
+            def call(*args, **kwargs):
+                response = attribute(*args, **kwargs)
+                body = response.get("Body") if isinstance(response, dict) else None
+                if hasattr(body, "read"):
+                    response["Body"] = body.read().decode("utf-8")
+                return response
+
+            return call
+
+    def boto_client_for(*args, **kwargs):
+        return _ReadBodies(original_client_for(*args, **kwargs))
+
+    aws_sdk.boto_client_for = boto_client_for
+
+
+# --------------------------------------------------------------------------- (n) LastUpdatedTime
+
+
+def patch_cfn_last_updated_time() -> None:
+    """(n) Every update of a stack sets the LastUpdatedTime DescribeStacks shows.
+
+    CloudFormation moves a stack's LastUpdatedTime at each update, whether it completes,
+    fails or rolls back; moto 5.2.5 never shows one (the response's shape reads
+    ``last_updated_time``, which its Stack does not have). Patched: ``Stack.update``, which
+    UpdateStack and (with (g)) an executed UPDATE change set go through, after (d) wraps it.
+    """
+    from moto.cloudformation.models import Stack
+    from moto.core.utils import utcnow
+
+    original_update = Stack.update
+    require_signature(original_update, ["self", "template", "role_arn", "parameters", "tags"])
+
+    def update(self, template, role_arn=None, parameters=None, tags=None):
+        self.last_updated_time = utcnow()
+        return original_update(self, template, role_arn=role_arn, parameters=parameters, tags=tags)
+
+    Stack.update = update
+
+
+# --------------------------------------------------------------------------- (m), (o) injected faults
+
+
+def parse_throttle_rules(spec: str, variable: str = "CASCADE_THROTTLE") -> dict[str, int | None]:
+    """``service:Action[@path][=N],...`` as {``service:action[@path]``: N, or None for
+    every request}."""
     rules: dict[str, int | None] = {}
     for entry in filter(None, (e.strip() for e in spec.split(","))):
         name, _, count = entry.partition("=")
         if ":" not in name:
-            raise SystemExit(f"CASCADE_THROTTLE: `{entry}` is not service:Action[=N]")
-        rules[name.strip().lower()] = int(count) if count.strip() else None
+            raise SystemExit(f"{variable}: `{entry}` is not service:Action[@path][=N]")
+        operation, at, path = name.strip().partition("@")
+        rules[operation.lower() + (at + path if at else "")] = int(count) if count.strip() else None
     return rules
 
 
-def throttle_rule_for(rules: dict[str, int | None], service: str, action: str) -> str | None:
-    """The rule (its key) that throttles ``service:action``, if one still does."""
-    for key in (f"{service}:{action}".lower(), f"{service}:*".lower()):
-        if key in rules and (rules[key] is None or rules[key] > 0):
+def throttle_rule_for(
+    rules: dict[str, int | None], service: str, action: str, path: str = ""
+) -> str | None:
+    """The rule (its key) that matches ``service:action`` on ``path``, if one still does."""
+    for key, left in rules.items():
+        operation, _, within = key.partition("@")
+        if operation not in (f"{service}:{action}".lower(), f"{service}:*".lower()):
+            continue
+        if within and within not in path:
+            continue
+        if left is None or left > 0:
             return key
     return None
 
@@ -1961,24 +2055,33 @@ def patch_injected_throttling() -> None:
     ``<ErrorResponse>`` with code ``Throttling``; both HTTP 400, which the SDKs retry as
     throttling (adaptive retry backs off). Patched: ``BaseResponse.call_action``.
     """
-    spec = os.environ.get("CASCADE_THROTTLE", "").strip()
-    if not spec:
+    throttled = parse_throttle_rules(os.environ.get("CASCADE_THROTTLE", "").strip())
+    unavailable = parse_throttle_rules(
+        os.environ.get("CASCADE_UNAVAILABLE", "").strip(), "CASCADE_UNAVAILABLE"
+    )
+    if not throttled and not unavailable:
         return
-    rules = parse_throttle_rules(spec)
     lock = threading.Lock()
     from moto.core.responses import BaseResponse
 
     original = BaseResponse.call_action
     require_signature(original, ["self"])
 
-    def call_action(self):
+    def take(rules: dict[str, int | None], service: str, action: str, path: str) -> bool:
         with lock:
-            key = throttle_rule_for(rules, self.boto3_service_name, self._get_action())
+            key = throttle_rule_for(rules, service, action, path)
             if key is not None and rules[key] is not None:
                 rules[key] -= 1
-        if key is None:
-            return original(self)
+        return key is not None
+
+    def call_action(self):
+        service, action = self.boto3_service_name, self._get_action()
         content_type = (self.headers.get("Content-Type") or "").lower()
+        if take(unavailable, service, action, ""):
+            body = json.dumps({"__type": "ServiceUnavailable", "message": "Service is unavailable"})
+            return 503, {"Content-Type": "application/x-amz-json-1.1"}, body
+        if not take(throttled, service, action, ""):
+            return original(self)
         if content_type.startswith("application/x-www-form-urlencoded"):
             body = (
                 "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
@@ -1989,6 +2092,29 @@ def patch_injected_throttling() -> None:
         return 400, {"Content-Type": "application/x-amz-json-1.1"}, body
 
     BaseResponse.call_action = call_action
+
+    # S3's object requests do not go through call_action: its key_response dispatches them.
+    from moto.s3.responses import S3Response
+
+    original_key_response = S3Response.key_response
+    require_signature(original_key_response, ["self", "request", "full_url", "headers"])
+    object_actions = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
+
+    def key_response(self, request, full_url, headers):
+        action = object_actions.get(request.method.upper(), request.method)
+        path = urllib.parse.urlparse(full_url).path
+        if take(unavailable, "s3", action, path):
+            body = (
+                "<Error><Code>ServiceUnavailable</Code><Message>Service is unable to handle"
+                " request.</Message><RequestId>unavailable</RequestId></Error>"
+            )
+            return 503, {"Content-Type": "application/xml"}, body
+        if take(throttled, "s3", action, path):
+            body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            return 503, {"Content-Type": "application/xml"}, body
+        return original_key_response(self, request, full_url, headers)
+
+    S3Response.key_response = key_response
 
 
 def main(argv: list[str]) -> None:
@@ -2002,12 +2128,14 @@ def main(argv: list[str]) -> None:
     patch_cfn_execute_change_set_as_update()  # before (d), which wraps it
     patch_cfn_update_resource_events()  # before (d): a simulated failure records (d)'s events only
     patch_cfn_simulated_update_failure()
+    patch_cfn_last_updated_time()  # after (d): a rolled-back update moves it too
     patch_cfn_change_set_replacement()
     patch_ecs_deployment_rollout()
     patch_cfn_secretsmanager_secret()
     patch_cfn_sam_transform()
     patch_cfn_sam_output_resources()
-    patch_iam_enforcement()
+    patch_iam_enforcement()  # before (p): (p) wraps the role-credential clients (l) makes
+    patch_sfn_aws_sdk_streaming_body()
     patch_injected_throttling()
     log(f"moto with Secret Cascade patches on http://{host}:{port} (pid {os.getpid()})")
 

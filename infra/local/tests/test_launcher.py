@@ -1273,3 +1273,61 @@ def test_up_and_down_twice(tmp_path):
     finally:
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(pid_file.read_text()), 9)
+
+
+def test_cfn_every_update_moves_last_updated_time(endpoint):
+    cfn = client(endpoint, "cloudformation")
+    body = "Resources:\n  Handle:\n    Type: AWS::CloudFormation::WaitConditionHandle\n"
+    cfn.create_stack(StackName="last-updated", TemplateBody=body)
+    created = cfn.describe_stacks(StackName="last-updated")["Stacks"][0]
+    assert "LastUpdatedTime" not in created  # never updated: CloudFormation shows none
+    cfn.update_stack(StackName="last-updated", TemplateBody=body + "  Other:\n    Type: AWS::CloudFormation::WaitConditionHandle\n")
+    first = cfn.describe_stacks(StackName="last-updated")["Stacks"][0]["LastUpdatedTime"]
+    assert first >= created["CreationTime"]
+    time.sleep(0.01)
+    change_set = cfn.create_change_set(
+        StackName="last-updated", ChangeSetName="again", TemplateBody=body, ChangeSetType="UPDATE"
+    )
+    cfn.execute_change_set(ChangeSetName=change_set["Id"])
+    second = cfn.describe_stacks(StackName="last-updated")["Stacks"][0]["LastUpdatedTime"]
+    assert second > first
+    time.sleep(0.01)
+    failing = body + "    Metadata:\n      Note: MotoSimulateUpdateFailure\n"
+    cfn.update_stack(StackName="last-updated", TemplateBody=failing)
+    rolled_back = cfn.describe_stacks(StackName="last-updated")["Stacks"][0]
+    assert rolled_back["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert rolled_back["LastUpdatedTime"] > second
+
+
+def test_injected_unavailability_answers_503_for_the_matching_path_only(tmp_path):
+    port = free_port()
+    proc = start_launcher(
+        port,
+        tmp_path / "moto.log",
+        CASCADE_UNAVAILABLE="s3:PutObject@reports/,secretsmanager:ListSecrets=1",
+    )
+    try:
+        endpoint = f"http://{HOST}:{port}"
+        s3 = client(endpoint, "s3")
+        secrets = client(endpoint, "secretsmanager")
+        s3.create_bucket(Bucket="faults")
+        s3.put_object(Bucket="faults", Key="batches/a.json", Body=b"{}")
+        with pytest.raises(ClientError) as error:
+            s3.put_object(Bucket="faults", Key="reports/a.json", Body=b"{}")
+        assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert error.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert s3.get_object(Bucket="faults", Key="batches/a.json")["Body"].read() == b"{}"
+        with pytest.raises(ClientError) as error:
+            secrets.list_secrets()
+        assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert secrets.list_secrets()["SecretList"] == []
+    finally:
+        stop(proc)
+
+
+def test_fault_rules_with_a_path_parse_and_match():
+    rules = launcher_py.parse_throttle_rules("s3:PutObject@reports/=2", "CASCADE_UNAVAILABLE")
+    assert rules == {"s3:putobject@reports/": 2}
+    assert launcher_py.throttle_rule_for(rules, "s3", "PutObject", "/b/reports/x.json") == "s3:putobject@reports/"
+    assert launcher_py.throttle_rule_for(rules, "s3", "PutObject", "/b/batches/x.json") is None
+    assert launcher_py.throttle_rule_for(rules, "s3", "GetObject", "/b/reports/x.json") is None
