@@ -287,19 +287,27 @@ impl LocalPipeline {
 
     /// The JSON report stored at `key` in the report bucket.
     pub async fn read_report(&self, key: &str) -> anyhow::Result<Value> {
+        self.read_json(key).await
+    }
+
+    /// The JSON object stored at `key` in the application's bucket (a report, a batch's
+    /// map items, ...).
+    pub async fn read_json(&self, key: &str) -> anyhow::Result<Value> {
         let object = aws_sdk_s3::Client::new(&self.config)
             .get_object()
             .bucket(&self.deployment.bucket)
             .key(key)
             .send()
             .await
-            .with_context(|| format!("no report at {key}"))?;
+            .with_context(|| format!("no object {key}"))?;
         let body = object.body.collect().await?.into_bytes();
         Ok(serde_json::from_slice(&body)?)
     }
 }
 
-/// The definition with the map's ProcessorConfig Mode INLINE instead of DISTRIBUTED.
+/// The definition with the map's ProcessorConfig Mode INLINE instead of DISTRIBUTED. An
+/// INLINE map takes its items from its input, not from an ItemReader: a state before it
+/// (`LoadMapItems`) reads the same object with the same role and hands the list over.
 pub fn inline_twin(definition: &str) -> anyhow::Result<String> {
     let mut definition: Value = serde_json::from_str(definition)?;
     let config = definition
@@ -310,5 +318,30 @@ pub fn inline_twin(definition: &str) -> anyhow::Result<String> {
         "the map is not DISTRIBUTED"
     );
     *config = json!({"Mode": "INLINE"});
+    let map = definition
+        .pointer_mut("/States/RefreshEachStack")
+        .and_then(Value::as_object_mut)
+        .context("no RefreshEachStack")?;
+    let reader = map
+        .remove("ItemReader")
+        .context("the map has no ItemReader")?;
+    map.insert("ItemsPath".into(), json!("$.map_items.stacks"));
+    let load = json!({
+        "Type": "Task",
+        "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+        "Parameters": reader["Parameters"],
+        "ResultSelector": {"stacks.$": "States.StringToJson($.Body)"},
+        "ResultPath": "$.map_items",
+        "Next": "RefreshEachStack"
+    });
+    let discover = definition
+        .pointer_mut("/States/Discover")
+        .context("no Discover")?;
+    anyhow::ensure!(
+        discover["Next"] == "RefreshEachStack",
+        "Discover is not followed by the map"
+    );
+    discover["Next"] = json!("LoadMapItems");
+    definition["States"]["LoadMapItems"] = load;
     Ok(definition.to_string())
 }

@@ -125,6 +125,24 @@ impl Harness {
         .await
         .unwrap();
         let sfn = aws_sdk_sfn::Client::new(&pipeline.config);
+        // The map reads its stacks from the object a mocked Discover names.
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&pipeline.config)
+                .force_path_style(true)
+                .build(),
+        );
+        for (key, stacks) in [
+            ("batches/mocked-three/map-items.json", &THREE_STACKS[..]),
+            ("batches/mocked-one/map-items.json", &THREE_STACKS[..1]),
+        ] {
+            s3.put_object()
+                .bucket(&pipeline.deployment.bucket)
+                .key(key)
+                .body(serde_json::to_vec(stacks).unwrap().into())
+                .send()
+                .await
+                .unwrap();
+        }
         let inline_arn = pipeline.deploy_inline_twin(INLINE_NAME).await.unwrap();
         Harness {
             pipeline,
@@ -470,7 +488,7 @@ async fn happy_path_refreshes_every_stack_then_reports_and_notifies() {
     );
     run.assert_map_ran(3);
     assert_eq!(run.count(HistoryEventType::TaskFailed), 0);
-    assert_eq!(run.output["discovery"]["stacks"], json!(THREE_STACKS));
+    assert_eq!(run.output["discovery"]["stack_count"], 3);
     assert_eq!(run.output["report"]["totals"]["refreshed"], 3);
     assert_eq!(
         run.output["report"]["report_key"],
@@ -493,7 +511,15 @@ async fn happy_path_refreshes_every_stack_then_reports_and_notifies() {
     }
     assert_eq!(
         inline.top_level_entered(),
-        ["Discover", "RefreshEachStack", "Report", "Notify", "Done"]
+        [
+            "Discover",
+            "LoadMapItems",
+            "RefreshEachStack",
+            "Report",
+            "Notify",
+            "Done"
+        ],
+        "the twin reads the map's items in a state of its own"
     );
     assert_eq!(h.real_invocations(), 0);
 }
@@ -542,7 +568,9 @@ async fn a_failing_stack_is_recorded_and_the_map_goes_on() {
         inline.count_in("RecordFailure", HistoryEventType::TaskSucceeded),
         3
     );
-    assert_eq!(inline.top_level_entered(), run.entered());
+    let mut twin = run.entered();
+    twin.insert(1, "LoadMapItems");
+    assert_eq!(inline.top_level_entered(), twin);
 }
 
 /// A degraded stack (its restore failed: the refresh handler decides it and answers "done")
@@ -747,22 +775,23 @@ async fn a_caught_error_reaches_the_real_record_failure_handler() {
     let run = h.run("FailingStackRecorded").await;
     run.assert_succeeded();
     run.assert_map_ran(3);
-    let planned: BTreeSet<&str> = run.output["discovery"]["stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let items: Vec<String> = serde_json::from_value(
+        h.pipeline
+            .read_json(run.output["discovery"]["items_key"].as_str().unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let planned: BTreeSet<&str> = items.iter().map(String::as_str).collect();
     assert_eq!(planned, BTreeSet::from(THREE_STACKS));
 
     let records = h.invocations(Function::Refresh);
     assert_eq!(
-        records.iter().map(|r| &r["stack"]).collect::<Vec<_>>(),
-        run.output["discovery"]["stacks"]
-            .as_array()
-            .unwrap()
+        records
             .iter()
+            .map(|r| r["stack"].as_str().unwrap_or_default())
             .collect::<Vec<_>>(),
+        items.iter().map(String::as_str).collect::<Vec<_>>(),
         "one record-failure per stack, in discovery order"
     );
     for record in &records {

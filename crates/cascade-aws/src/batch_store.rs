@@ -10,7 +10,13 @@ use cascade_core::report::Report;
 use cascade_core::report::markdown::render_markdown;
 use cascade_core::secret::Secret;
 
+use futures::stream::{self, StreamExt, TryStreamExt};
+
 use crate::store::{Store, StoreError};
+
+/// Stack states read or written at once (S3 answers each in tens of milliseconds: a batch
+/// of 2,000 stacks takes seconds, not a minute).
+const CONCURRENCY: usize = 16;
 
 /// The batches kept in a store.
 #[derive(Debug, Clone, Copy)]
@@ -32,10 +38,28 @@ impl<'a> BatchStore<'a> {
     /// Saves a new batch: its manifest and the initial state of every stack.
     pub async fn create(&self, manifest: BatchManifest) -> Result<BatchManifest, StoreError> {
         self.save_manifest(&manifest).await?;
-        for state in manifest.initial_states() {
-            self.save_state(&manifest.batch_id, &state).await?;
-        }
+        let batch_id = manifest.batch_id.as_str();
+        stream::iter(manifest.initial_states())
+            .map(|state| async move { self.save_state(batch_id, &state).await })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
         Ok(manifest)
+    }
+
+    /// Saves the names of the stacks to refresh, in order, where the state machine's map
+    /// reads them ([`keys::map_items`]); returns the key. Written again when discovery is
+    /// retried, so it is there whenever the manifest is.
+    pub async fn save_map_items(&self, manifest: &BatchManifest) -> Result<String, StoreError> {
+        let key = keys::map_items(&manifest.batch_id);
+        let names: Vec<&str> = manifest
+            .plan
+            .stacks
+            .iter()
+            .map(|s| s.stack_name.as_str())
+            .collect();
+        self.store.put_json(&key, &names).await?;
+        Ok(key)
     }
 
     /// Starts a batch now: a new manifest for `plan`, saved with every stack's initial
@@ -93,12 +117,15 @@ impl<'a> BatchStore<'a> {
     /// The state of every stack of a batch, in plan order (planned, then skipped); a stack
     /// whose state was never saved is in its initial state.
     pub async fn states(&self, manifest: &BatchManifest) -> Result<Vec<StackState>, StoreError> {
-        let mut states = Vec::new();
-        for initial in manifest.initial_states() {
-            let saved = self.state(&manifest.batch_id, &initial.stack_name).await?;
-            states.push(saved.unwrap_or(initial));
-        }
-        Ok(states)
+        let batch_id = manifest.batch_id.as_str();
+        stream::iter(manifest.initial_states())
+            .map(|initial| async move {
+                let saved = self.state(batch_id, &initial.stack_name).await?;
+                Ok::<_, StoreError>(saved.unwrap_or(initial))
+            })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     /// Saves a stack's state.

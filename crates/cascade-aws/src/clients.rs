@@ -82,6 +82,9 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     /// Counts every call these clients make.
     pub calls: CallCounter,
+    /// Where discovery keeps the templates it read (none: every template is read from
+    /// CloudFormation).
+    pub templates: Option<crate::template_cache::TemplateCache>,
 }
 
 impl Clients {
@@ -128,7 +131,14 @@ impl Clients {
             sfn,
             ecs,
             calls,
+            templates: None,
         }
+    }
+
+    /// The same clients, with discovery keeping its templates in `cache`.
+    pub fn with_template_cache(mut self, cache: crate::template_cache::TemplateCache) -> Self {
+        self.templates = Some(cache);
+        self
     }
 
     /// Loads the configuration and builds the clients.

@@ -1,8 +1,10 @@
 //! Discovery across an account: every stack with its parameters, tags, status and
 //! Original-stage template, the account's exports, and then the plan.
 //!
-//! Templates are read with bounded concurrency; throttling is retried by the SDK's
-//! adaptive retry (see [`crate::clients::load_config`]). Stack policies and imports are
+//! Templates are read with bounded concurrency, and kept in the clients' template cache
+//! (if they have one: [`crate::template_cache`]) by stack id and last-updated time, so a
+//! second discovery reads only what changed; throttling is retried by the SDK's adaptive
+//! retry (see [`crate::clients::load_config`]). Stack policies and imports are
 //! read only for the stacks that turn out to depend on a changed secret.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -51,7 +53,7 @@ pub async fn discover(clients: &Clients, concurrency: usize) -> Result<Discovery
     )
     .map(|stack| async move {
         let mut info = stack_info(&stack);
-        info.template = read_original_template(clients, &info.name).await;
+        info.template = read_cached_template(clients, &stack).await;
         info
     })
     .buffer_unordered(concurrency.max(1))
@@ -218,6 +220,42 @@ fn stack_info(stack: &Stack) -> StackInfo {
         template: Err("not read yet".into()),
         physical_ids: Default::default(),
     }
+}
+
+/// The Original-stage template of a described stack, from the template cache when it has
+/// this stack as last updated (then no GetTemplate call), or from CloudFormation (then kept
+/// in the cache), or why it could not be read (the stack is then skipped).
+async fn read_cached_template(
+    clients: &Clients,
+    stack: &Stack,
+) -> Result<serde_json::Value, String> {
+    let name = stack.stack_name().unwrap_or_default();
+    let cached = match (&clients.templates, stack.stack_id(), last_updated(stack)) {
+        (Some(cache), Some(id), Some(updated)) => Some((cache, id, updated)),
+        _ => None,
+    };
+    let Some((cache, id, updated)) = cached else {
+        return read_original_template(clients, name).await;
+    };
+    let body = match cache.get(id, &updated).await {
+        Some(body) => body,
+        None => {
+            let body = original_template(clients, name)
+                .await
+                .map_err(|e| e.to_string())?;
+            cache.put(id, &updated, &body).await;
+            body
+        }
+    };
+    read_template(&body).map_err(|e| format!("the template is not valid: {e}"))
+}
+
+/// When the stack's template last changed: its last update, else its creation.
+fn last_updated(stack: &Stack) -> Option<String> {
+    stack
+        .last_updated_time()
+        .or(stack.creation_time())
+        .map(|t| format!("{}.{:09}", t.secs(), t.subsec_nanos()))
 }
 
 /// The Original-stage template, or why it could not be read (the stack is then skipped).

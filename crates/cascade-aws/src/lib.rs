@@ -4,7 +4,8 @@
 //! - [`clients`]: SDK clients built once (endpoint override for the local stack), and
 //!   [`calls`], which counts their calls; [`error`] classifies every failure once, by kind.
 //! - [`secrets`] resolves the changed secrets; [`stacks`] reads one stack;
-//!   [`discovery`] finds and plans the dependent stacks of an account.
+//!   [`discovery`] finds and plans the dependent stacks of an account, keeping the
+//!   templates it read in a [`template_cache`].
 //! - [`refresh`] carries out the refresh steps of one stack, each update through a
 //!   [`change_set`]; [`run`] runs a whole batch
 //!   from one machine; [`store`] and [`batch_store`] keep a batch's state, originals and
@@ -31,6 +32,7 @@ pub mod slack;
 pub mod stacks;
 pub mod status;
 pub mod store;
+pub mod template_cache;
 
 pub use clients::{AwsOptions, Clients};
 pub use error::{AwsError, ErrorKind};

@@ -93,6 +93,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = cascade_aws::discovery::DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     #[command(flatten)]
+    pub cache: TemplateCacheArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -295,7 +297,19 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = cascade_aws::discovery::DEFAULT_CONCURRENCY as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
     #[command(flatten)]
+    pub cache: TemplateCacheArgs,
+    #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+/// Where planning keeps the templates it read from the account.
+#[derive(Debug, Clone, Args)]
+pub struct TemplateCacheArgs {
+    /// Read every template from CloudFormation, and keep none. By default templates are
+    /// kept by stack id and last-updated time in `$XDG_CACHE_HOME/secret-cascade/templates`
+    /// (`~/.cache/...`), so the next plan reads only the stacks updated since.
+    #[arg(long)]
+    pub no_template_cache: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

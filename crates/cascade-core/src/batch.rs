@@ -140,6 +140,11 @@ pub mod keys {
     pub fn manifest(batch: &str) -> String {
         format!("batches/{batch}/batch.json")
     }
+    /// The stacks to refresh, in order, as a JSON array of names: what the state machine's
+    /// map reads (its `ItemReader`), so no payload carries the list.
+    pub fn map_items(batch: &str) -> String {
+        format!("batches/{batch}/map-items.json")
+    }
     /// Prefix of the stack states.
     pub fn states_prefix(batch: &str) -> String {
         format!("batches/{batch}/stacks/")

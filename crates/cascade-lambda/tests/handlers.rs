@@ -1,6 +1,7 @@
 //! The handlers against the local stack, called directly (the pipeline test calls them
 //! through the state machine).
 
+use cascade_aws::Clients;
 use cascade_lambda::{Function, FunctionConfig, FunctionContext, HandlerError};
 use cascade_tests::LocalStack;
 use serde_json::{Value, json};
@@ -50,6 +51,19 @@ async fn account(local: &LocalStack, stacks: &[&str]) -> cascade_aws::Clients {
     clients
 }
 
+/// The stack names the map of batch `batch` reads (its ItemReader's object).
+async fn map_items(clients: &Clients, batch: &str) -> Vec<String> {
+    let object = clients
+        .s3
+        .get_object()
+        .bucket("reports")
+        .key(format!("batches/{batch}/map-items.json"))
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap()
+}
+
 #[tokio::test]
 async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() {
     let local = LocalStack::start().unwrap();
@@ -67,8 +81,9 @@ async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() 
     .unwrap();
     assert_eq!(
         discovered,
-        json!({"batch_id": "b-gone", "stacks": ["app"], "wait_seconds": 7})
+        json!({"batch_id": "b-gone", "items_key": "batches/b-gone/map-items.json", "stack_count": 1, "wait_seconds": 7})
     );
+    assert_eq!(map_items(&clients, "b-gone").await, ["app"]);
 
     // Discover again (a Step Functions retry): the same batch, not a second one.
     let again = handle(
@@ -150,7 +165,11 @@ async fn a_ticket_stack_not_in_the_plan_is_a_note_of_the_batch() {
     .unwrap();
     assert_eq!(
         discovered,
-        json!({"batch_id": "b-subset", "stacks": ["api"], "wait_seconds": 7}),
+        json!({"batch_id": "b-subset", "items_key": "batches/b-subset/map-items.json", "stack_count": 1, "wait_seconds": 7}),
+    );
+    assert_eq!(
+        map_items(&clients, "b-subset").await,
+        ["api"],
         "only the named stack that depends on the secret"
     );
 

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 
 use cascade_aws::refresh::{RefreshSettings, Refresher};
 use cascade_aws::store::Store;
+use cascade_aws::template_cache::TemplateCache;
 use cascade_aws::{AwsOptions, Clients};
 
-use crate::cli::{AwsArgs, StateArgs};
+use crate::cli::{AwsArgs, StateArgs, TemplateCacheArgs};
 use crate::failure::NoRegion;
 
 impl From<&AwsArgs> for AwsOptions {
@@ -57,6 +58,25 @@ pub async fn clients(aws: &AwsArgs) -> anyhow::Result<Clients> {
         return Err(NoRegion.into());
     }
     Ok(clients)
+}
+
+/// The clients keeping the templates planning reads in the CLI's template cache, unless
+/// `--no-template-cache` (or the cache directory cannot be made: then a warning).
+pub fn with_template_cache(clients: Clients, args: &TemplateCacheArgs) -> Clients {
+    if args.no_template_cache {
+        return clients;
+    }
+    let dir = TemplateCache::default_dir();
+    match TemplateCache::in_directory(dir.clone()) {
+        Ok(cache) => clients.with_template_cache(cache),
+        Err(e) => {
+            tracing::warn!(
+                "template cache {} not usable ({e}): every template is read from CloudFormation",
+                dir.display()
+            );
+            clients
+        }
+    }
 }
 
 /// Clients, store and settings for the refresh steps.

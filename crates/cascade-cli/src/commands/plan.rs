@@ -30,7 +30,10 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 "{flag} is only for planning a template file offline: add --template FILE (against the account, the account says it)"
             );
         }
-        let clients = crate::commands::clients(&args.aws).await?;
+        let clients = crate::commands::with_template_cache(
+            crate::commands::clients(&args.aws).await?,
+            &args.cache,
+        );
         let secrets = resolve_secrets(&clients, &args.secrets).await?;
         let plan = plan_secrets(
             &clients,

@@ -60,8 +60,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         manifest
     } else {
         let secrets = resolve_secrets(&refresher.clients, &args.secrets).await?;
+        let planning = crate::commands::with_template_cache(refresher.clients.clone(), &args.cache);
         let plan = plan_secrets(
-            &refresher.clients,
+            &planning,
             &secrets,
             args.strategy.into(),
             usize::from(args.concurrency),

@@ -1,11 +1,13 @@
 //! `discover`: resolves the batch's secrets, plans every stack of the account, saves the
-//! batch (manifest and per-stack state, in S3) and returns the stacks to refresh, in order.
+//! batch (manifest, per-stack state and the map's items, in S3) and returns where the stacks
+//! to refresh are.
 //! A manual ticket's stacks limit the batch; a named stack that is not in the plan is a
 //! note of the batch. Retried with the same batch id, it returns the batch already saved.
 
 use cascade_aws::AwsError;
 use cascade_aws::discovery::plan_secrets;
 use cascade_aws::secrets::resolve_secret;
+use cascade_aws::template_cache::TemplateCache;
 use cascade_core::batch::BatchManifest;
 use cascade_core::intake::ExecutionInput;
 use serde::{Deserialize, Serialize};
@@ -27,13 +29,17 @@ pub struct DiscoverEvent {
     pub input: ExecutionInput,
 }
 
-/// The result: the batch and its stacks to refresh, in order.
+/// The result: the batch, and where its stacks to refresh are. The names stay in S3 (the
+/// map's `ItemReader` reads them), so the payload is the same size for 3 stacks or 20,000.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DiscoverResult {
     /// The batch.
     pub batch_id: String,
-    /// Stack names to refresh, in order.
-    pub stacks: Vec<String>,
+    /// The key, in the application's bucket, of the JSON array of the stack names to
+    /// refresh, in order.
+    pub items_key: String,
+    /// How many stacks that array names.
+    pub stack_count: usize,
     /// Seconds between two looks at an updating stack.
     pub wait_seconds: u32,
 }
@@ -46,19 +52,19 @@ pub async fn handle(
     let refresher = context.refresher();
     let input = event.input;
     let batch_id = input.batch_id.clone();
-    let result = |manifest: &BatchManifest| DiscoverResult {
+    // As given: the template's PollSeconds (MinValue 5) keeps production waits sane, and a
+    // local run (a benchmark) may wait 0 s.
+    let wait_seconds = input.options.poll_seconds;
+    let result = |manifest: &BatchManifest, items_key: String| DiscoverResult {
         batch_id: manifest.batch_id.clone(),
-        stacks: manifest
-            .plan
-            .stacks
-            .iter()
-            .map(|s| s.stack_name.clone())
-            .collect(),
-        wait_seconds: input.options.poll_seconds.max(1),
+        items_key,
+        stack_count: manifest.plan.stacks.len(),
+        wait_seconds,
     };
     if let Some(existing) = refresher.batches().find_manifest(&batch_id).await? {
         info!(batch = %batch_id, "batch already discovered: returning it");
-        return Ok(result(&existing));
+        let items_key = refresher.batches().save_map_items(&existing).await?;
+        return Ok(result(&existing, items_key));
     }
 
     let mut secrets = Vec::new();
@@ -76,13 +82,13 @@ pub async fn handle(
     let mut plan = if secrets.is_empty() {
         cascade_core::plan::Plan::empty(Vec::new())
     } else {
-        plan_secrets(
-            &context.clients,
-            &secrets,
-            input.options.strategy,
-            CONCURRENCY,
-        )
-        .await?
+        // Templates are kept in the bucket by stack id and last-updated time: the next
+        // batch reads from CloudFormation only the stacks updated since.
+        let clients = context
+            .clients
+            .clone()
+            .with_template_cache(TemplateCache::new(refresher.batches().store().clone()));
+        plan_secrets(&clients, &secrets, input.options.strategy, CONCURRENCY).await?
     };
     if let Some(only) = &input.stacks {
         for name in plan.keep_stacks(only) {
@@ -102,11 +108,12 @@ pub async fn handle(
     );
     manifest.notes = notes;
     let manifest = refresher.batches().create(manifest).await?;
+    let items_key = refresher.batches().save_map_items(&manifest).await?;
     info!(
         batch = %batch_id,
         to_refresh = manifest.plan.stacks.len(),
         skipped = manifest.plan.skipped.len(),
         "batch discovered"
     );
-    Ok(result(&manifest))
+    Ok(result(&manifest, items_key))
 }

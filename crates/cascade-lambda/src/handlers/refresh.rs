@@ -144,7 +144,9 @@ pub async fn handle(
         batch_id: event.batch_id,
         stack: event.stack,
         next,
-        wait_seconds: event.wait_seconds.max(1),
+        // As given: the template's PollSeconds (MinValue 5) keeps production waits sane,
+        // and a local run may wait 0 s.
+        wait_seconds: event.wait_seconds,
     })
 }
 
