@@ -56,6 +56,9 @@ pub struct LocalStackOptions {
     /// Requests answered as throttled (the launcher's `CASCADE_THROTTLE`:
     /// `service:Action[=N],...`).
     pub throttle: Option<String>,
+    /// Requests answered as unavailable, HTTP 503 (the launcher's `CASCADE_UNAVAILABLE`:
+    /// `service:Action[@path][=N],...`).
+    pub unavailable: Option<String>,
 }
 
 impl LocalStack {
@@ -102,6 +105,9 @@ impl LocalStack {
             }
             if let Some(rules) = &options.throttle {
                 command.env("CASCADE_THROTTLE", rules);
+            }
+            if let Some(rules) = &options.unavailable {
+                command.env("CASCADE_UNAVAILABLE", rules);
             }
             let child = command.spawn().context("cannot start the moto launcher")?;
             let mut stack = LocalStack {

@@ -45,6 +45,8 @@ pub struct PipelineOptions {
     /// A `sam build` output directory: deploy it with `sam deploy` itself instead of
     /// packaging template.yaml here.
     pub sam_build: Option<PathBuf>,
+    /// Requests the local stack answers as unavailable (see `LocalStackOptions`).
+    pub unavailable: Option<String>,
 }
 
 impl LocalPipeline {
@@ -55,6 +57,7 @@ impl LocalPipeline {
             lambda_forward_url: Some(lambda.url.clone()),
             sfn_mock_config: options.sfn_mock_config.clone(),
             iam_enforcement: !options.without_iam_enforcement,
+            unavailable: options.unavailable.clone(),
             ..LocalStackOptions::default()
         };
         let local =

@@ -398,3 +398,71 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
         "begin, poll, finish, poll per recreated stack"
     );
 }
+
+/// Fault: S3 does not take the report (every PutObject under reports/ answers 503, beyond
+/// the Report step's retries). What happens: the stack is refreshed all the same; Notify
+/// tells Slack anyway, from the batch's saved states, saying first that the report is not
+/// saved and how to build it; the execution then fails (`ReportNotSaved`) so that it shows
+/// and alarms. What the user sees: the Slack message with the totals and that note.
+#[tokio::test]
+async fn a_report_s3_will_not_take_is_told_on_slack_and_fails_the_execution() {
+    let sink = SlackSink::start().await.unwrap();
+    let pipeline = LocalPipeline::start(PipelineOptions {
+        slack_webhook_url: Some(sink.url.clone()),
+        deploy: DeployOptions {
+            poll_seconds: 1,
+            ..DeployOptions::default()
+        },
+        unavailable: Some("s3:PutObject@/reports/".into()),
+        ..PipelineOptions::default()
+    })
+    .await
+    .unwrap();
+    let error = pipeline
+        .one_pinned_stack_batch("prod/unsaved", "unsaved-report-app")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no report"), "{error}");
+    let sfn = aws_sdk_sfn::Client::new(&pipeline.config);
+    let execution = sfn
+        .list_executions()
+        .state_machine_arn(&pipeline.deployment.state_machine_arn)
+        .send()
+        .await
+        .unwrap()
+        .executions()[0]
+        .clone();
+    assert_eq!(execution.status(), &ExecutionStatus::Failed);
+    let described = sfn
+        .describe_execution()
+        .execution_arn(execution.execution_arn())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.error(), Some("ReportNotSaved"));
+
+    let bodies = sink.bodies();
+    assert_eq!(bodies.len(), 1, "one Slack message: {bodies:?}");
+    let message = &bodies[0];
+    assert!(message.contains("could not be saved to S3"), "{message}");
+    assert!(message.contains("cascade report"), "{message}");
+    assert!(message.contains("1 refreshed"), "{message}");
+    assert!(
+        !message.contains("second"),
+        "no secret value in the message"
+    );
+    // The stack itself was refreshed: pinned to the new version.
+    let template = pipeline
+        .clients
+        .cloudformation
+        .get_template()
+        .stack_name("unsaved-report-app")
+        .send()
+        .await
+        .unwrap()
+        .template_body()
+        .unwrap_or_default()
+        .to_string();
+    assert!(template.contains("::"), "pinned to a version: {template}");
+}

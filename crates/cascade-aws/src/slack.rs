@@ -220,14 +220,14 @@ impl SlackClient {
         secrets: &aws_sdk_secretsmanager::Client,
         secret_id: &str,
         report: &Report,
-        location: &str,
+        location: Option<&str>,
     ) -> Notification {
         let url = match webhook_url(secrets, secret_id).await {
             Ok(url) => url,
             Err(e) => return Notification::NotSent(e),
         };
         match self
-            .post_message(&url, &slack_message(report, Some(location)))
+            .post_message(&url, &slack_message(report, location))
             .await
         {
             SlackDelivery::Delivered { attempts } => Notification::Delivered { attempts },

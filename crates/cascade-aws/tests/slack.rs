@@ -302,7 +302,7 @@ async fn a_report_is_told_through_the_webhook_its_secret_holds() {
     let slack = SlackClient::new(quick_policy()).unwrap();
 
     let told = slack
-        .notify_report(&secrets, "slack/hook", &report, location)
+        .notify_report(&secrets, "slack/hook", &report, Some(location))
         .await;
     assert!(
         matches!(told, Notification::Delivered { attempts: 1 }),
@@ -314,7 +314,7 @@ async fn a_report_is_told_through_the_webhook_its_secret_holds() {
     assert_eq!(body, slack_message(&report, Some(location)));
 
     let told = slack
-        .notify_report(&secrets, "slack/missing", &report, location)
+        .notify_report(&secrets, "slack/missing", &report, Some(location))
         .await;
     assert!(
         matches!(

@@ -140,7 +140,7 @@ async fn notify_slack(refresher: &Refresher, secret: &str, report: &Report, loca
     let notification = match SlackClient::new(RetryPolicy::default()) {
         Ok(slack) => {
             slack
-                .notify_report(&refresher.clients.secrets, secret, report, location)
+                .notify_report(&refresher.clients.secrets, secret, report, Some(location))
                 .await
         }
         Err(e) => Notification::NotSent(e),

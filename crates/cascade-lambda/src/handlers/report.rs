@@ -1,9 +1,10 @@
 //! `report`: builds the batch's report from the saved state of every stack, writes it to
 //! S3 as JSON and Markdown, and returns where it is with the totals.
 
+use cascade_aws::refresh::Refresher;
 use cascade_core::batch::{BatchManifest, build_report, keys};
 use cascade_core::caught::CaughtError;
-use cascade_core::report::Totals;
+use cascade_core::report::{Report, Totals};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,7 +40,23 @@ pub async fn handle(
     event: ReportEvent,
 ) -> Result<ReportResult, HandlerError> {
     let refresher = context.refresher();
-    let input = &event.input;
+    let report = assemble(&refresher, &event.execution, &event.input).await?;
+    refresher.batches().write_report(&report).await?;
+    Ok(ReportResult {
+        batch_id: report.batch_id.clone(),
+        report_key: keys::report_json(&report.batch_id),
+        totals: report.totals,
+    })
+}
+
+/// The batch's report, built from the saved state of every stack and what the execution's
+/// state says went wrong (`input`: the state the Report step gets). Also what Notify tells
+/// when the report could not be saved.
+pub async fn assemble(
+    refresher: &Refresher,
+    execution: &str,
+    input: &Value,
+) -> Result<Report, HandlerError> {
     let batch_id = input
         .pointer("/discovery/batch_id")
         .and_then(Value::as_str)
@@ -53,7 +70,7 @@ pub async fn handle(
             (manifest, states)
         }
         None => (
-            BatchManifest::missing(&batch_id, &event.execution, Timestamp::now()),
+            BatchManifest::missing(&batch_id, execution, Timestamp::now()),
             Vec::new(),
         ),
     };
@@ -67,16 +84,10 @@ pub async fn handle(
                 .push(format!("{what}: {}", CaughtError::from_value(error)));
         }
     }
-    let report = build_report(
+    Ok(build_report(
         &manifest,
         &states,
         Some(Timestamp::now()),
         &refresher.restore_target(),
-    );
-    batches.write_report(&report).await?;
-    Ok(ReportResult {
-        batch_id,
-        report_key: keys::report_json(&report.batch_id),
-        totals: report.totals,
-    })
+    ))
 }
