@@ -86,7 +86,7 @@ pub async fn plan_secrets(
     };
     let first = plan_account(&discovery.stacks, secrets, &options);
     if first.stacks.is_empty() {
-        return Ok(first);
+        return Ok(crate::pins::with_attention(clients, first).await);
     }
     // Second pass for the dependents only: their stack policies and who imports their exports.
     let dependents: BTreeSet<&str> = first.stacks.iter().map(|p| p.stack_name.as_str()).collect();
@@ -119,7 +119,8 @@ pub async fn plan_secrets(
             }
         }
     }
-    Ok(plan_account(&discovery.stacks, secrets, &options))
+    let plan = plan_account(&discovery.stacks, secrets, &options);
+    Ok(crate::pins::with_attention(clients, plan).await)
 }
 
 /// Plans one stack again from its current state (a retry after its cause was fixed).

@@ -3,7 +3,8 @@
 //!
 //! - [`clients`]: SDK clients built once (endpoint override for the local stack), and
 //!   [`calls`], which counts their calls; [`error`] classifies every failure once, by kind.
-//! - [`secrets`] resolves the changed secrets; [`stacks`] reads one stack;
+//! - [`secrets`] resolves the changed secrets (and lists their versions, which [`pins`]
+//!   checks the pinned references against); [`stacks`] reads one stack;
 //!   [`discovery`] finds and plans the dependent stacks of an account, keeping the
 //!   templates it read in a [`template_cache`].
 //! - [`refresh`] carries out the refresh steps of one stack, each update through a
@@ -25,6 +26,7 @@ pub mod discovery;
 pub mod ecs;
 pub mod error;
 pub mod gatekeeper;
+pub mod pins;
 pub mod refresh;
 pub mod run;
 pub mod secrets;

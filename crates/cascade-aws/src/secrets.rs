@@ -1,7 +1,9 @@
 //! Resolves the secrets of a batch through Secrets Manager: name, ARN, current version, and
-//! the CloudFormation resource that owns it. Never reads a secret's value.
+//! the CloudFormation resource that owns it; lists a secret's versions and their staging
+//! labels. Never reads a secret's value.
 
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
+use cascade_core::pins::SecretVersions;
 use cascade_core::secret::{AWSCURRENT, Secret, SecretOwner};
 
 use crate::clients::Clients;
@@ -65,4 +67,32 @@ pub async fn resolve_secrets(clients: &Clients, ids: &[String]) -> Result<Vec<Se
         }
     }
     Ok(secrets)
+}
+
+/// Every version of `id` (a name, full ARN or partial ARN) with its staging labels, from
+/// ListSecretVersionIds with `IncludeDeprecated` (every page): a version without a label is
+/// deprecated (Secrets Manager deletes those once a secret has many versions), a version
+/// missing from the answer no longer exists. Only ids and labels: never a value.
+///
+/// moto (the local stack) ignores `IncludeDeprecated` and always lists every version,
+/// unlabelled ones included, in one page (`NextToken` empty): what AWS answers with the
+/// flag, so the same code serves both.
+pub async fn secret_versions(clients: &Clients, id: &str) -> Result<SecretVersions, AwsError> {
+    let mut versions = SecretVersions::new();
+    let mut pages = clients
+        .secrets
+        .list_secret_version_ids()
+        .secret_id(id)
+        .include_deprecated(true)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::call("secretsmanager:ListSecretVersionIds", e))?;
+        for version in page.versions() {
+            if let Some(version_id) = version.version_id() {
+                versions.insert(version_id.to_string(), version.version_stages().to_vec());
+            }
+        }
+    }
+    Ok(versions)
 }

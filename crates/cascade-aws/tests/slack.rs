@@ -296,6 +296,7 @@ async fn a_report_is_told_through_the_webhook_its_secret_holds() {
         finished_at: None,
         totals: Totals::default(),
         stacks: Vec::new(),
+        attention: Vec::new(),
         notes: Vec::new(),
     };
     let location = "s3://reports/batches/b-7/report.json";

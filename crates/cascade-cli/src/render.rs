@@ -2,12 +2,14 @@
 
 use cascade_core::finder::{Disposition, Reference};
 use cascade_core::offline::{Inventory, WhenItChanges};
+use cascade_core::pins::Attention;
 use cascade_core::plan::{Action, Plan, ResourceAction};
 use cascade_core::report::Report;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 
-/// The plan as tables: stacks to refresh (each resource's action, what is removed, every
+/// The plan as tables: the pinned versions that need attention (first: a person has to
+/// change them), stacks to refresh (each resource's action, what is removed, every
 /// reference), then stacks skipped with the reason (and the actions planned, if any).
 pub fn plan_table(plan: &Plan) -> String {
     let mut out = String::new();
@@ -25,6 +27,17 @@ pub fn plan_table(plan: &Plan) -> String {
         plan.stacks.len(),
         plan.skipped.len()
     ));
+    for note in &plan.notes {
+        out.push_str(&format!("Note: {note}\n"));
+    }
+    if !plan.attention.is_empty() {
+        out.push_str(&format!(
+            "\nNeeds attention: {} reference(s) pinned to a version Secrets Manager deprecated \
+             (it will delete it) or deleted; this plan leaves them as they are\n{}\n",
+            plan.attention.len(),
+            attention_table(&plan.attention)
+        ));
+    }
     if !plan.stacks.is_empty() {
         let mut table = new_table([
             "Stack",
@@ -135,6 +148,21 @@ pub fn inventory_table(inventory: &Inventory) -> String {
     out
 }
 
+/// One row per pinned version that needs attention: where, which version, what to do.
+fn attention_table(attention: &[Attention]) -> Table {
+    let mut table = new_table(["Stack", "Where", "Secret", "Version", "Why, and what to do"]);
+    for a in attention {
+        table.add_row([
+            a.stack_name.clone(),
+            a.path.clone(),
+            a.secret.clone(),
+            format!("{}\n{} (pinned by {})", a.version_id, a.status, a.pinned_by),
+            a.reason.clone(),
+        ]);
+    }
+    table
+}
+
 /// `Db: pin`, one resource a line; the reason under each one that is only reported.
 fn actions(actions: &[ResourceAction]) -> String {
     actions
@@ -209,6 +237,12 @@ pub fn report_summary(report: &Report, elapsed: std::time::Duration) -> String {
             "\n  failed {}: {}",
             s.stack_name,
             s.reason.as_deref().unwrap_or("")
+        ));
+    }
+    for a in &report.attention {
+        out.push_str(&format!(
+            "\n  needs attention {} {} ({} version {}, {}): {}",
+            a.stack_name, a.path, a.secret, a.version_id, a.status, a.reason
         ));
     }
     out
@@ -357,5 +391,35 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("Service: restart"), "{table}");
+    }
+
+    #[test]
+    fn the_table_shows_the_pinned_versions_that_need_attention_first() {
+        let legacy = stack(
+            "legacy",
+            json!({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+                "Environment": {"Variables": {"K": "{{resolve:secretsmanager:db:SecretString:k::v-old}}"}}}}}}),
+        );
+        let mut secret = Secret::from_arn(DB_ARN).unwrap();
+        secret.version_id = Some("v-new".into());
+        let mut plan = plan_account(&[legacy], &[secret], &PlanOptions::default());
+        let versions = [(
+            "db".to_string(),
+            [
+                ("v-old".to_string(), vec![]),
+                ("v-new".to_string(), vec!["AWSCURRENT".to_string()]),
+            ]
+            .into(),
+        )]
+        .into();
+        plan.attention = cascade_core::pins::attention(&plan, &versions);
+        plan.notes
+            .push("the versions of secret x could not be listed (...)".into());
+        let table = plan_table(&plan);
+        let attention = table.find("Needs attention: 1 reference(s)").expect(&table);
+        assert!(attention < table.find("Skipped").unwrap(), "{table}");
+        assert!(table.contains("Note: the versions of secret x could not be listed"));
+        assert!(table.contains("deprecated (pinned by author)"), "{table}");
+        assert!(table.contains("pinned by the stack's author"), "{table}");
     }
 }

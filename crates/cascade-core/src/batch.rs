@@ -128,7 +128,13 @@ pub fn build_report(
                 )
             })
             .collect(),
-        notes: manifest.notes.clone(),
+        attention: manifest.plan.attention.clone(),
+        notes: manifest
+            .notes
+            .iter()
+            .chain(&manifest.plan.notes)
+            .cloned()
+            .collect(),
     };
     report.normalise();
     report
@@ -235,6 +241,8 @@ mod tests {
                 secrets: vec![],
                 stacks: vec![],
                 skipped: vec![],
+                attention: vec![],
+                notes: vec![],
             },
             notes: vec![],
         }

@@ -357,7 +357,10 @@ impl Finder<'_, '_> {
             } else if let Some(version) = &value.version_id {
                 (
                     Disposition::Pinned,
-                    format!("pinned to version id {version}: reported, not refreshed"),
+                    format!(
+                        "pinned to version id {}: reported, not refreshed",
+                        version.replace(HOLE, "${?}")
+                    ),
                 )
             } else if let Some(stage) = value.version_stage.as_deref().filter(|s| *s != AWSCURRENT)
             {
@@ -483,7 +486,8 @@ impl Finder<'_, '_> {
                 (false, _) => (
                     Disposition::Pinned,
                     Some(format!(
-                        "pinned to version id {version}: reported, not refreshed"
+                        "pinned to version id {}: reported, not refreshed",
+                        version.replace(HOLE, "${?}")
                     )),
                 ),
             };

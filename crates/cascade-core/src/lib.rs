@@ -10,6 +10,8 @@
 //! - [`stack`] is what discovery knows about one stack.
 //! - [`create_only`] says which resource properties CloudFormation cannot change in place.
 //! - [`plan`] turns all of it into a per-stack plan: refresh with which strategy, or skip and why.
+//! - [`pins`] says which pinned references name a version Secrets Manager deprecated or
+//!   deleted: they need a person.
 //! - [`intake`] reads queue messages (Secrets Manager events, manual tickets) into tickets,
 //!   coalesces them into a batch and builds the state machine's input.
 //! - [`refresh`] is the refresh of one stack: its state machine, and the templates its
@@ -37,6 +39,7 @@ pub mod glob;
 pub mod graph;
 pub mod intake;
 pub mod offline;
+pub mod pins;
 pub mod plan;
 pub mod progress;
 pub mod refresh;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::eval::{Pseudo, Scope, Trace};
 use crate::finder::{Disposition, Form, Reference, find_references};
 use crate::graph::{outputs_naming, resource_ids};
+use crate::pins::Attention;
 use crate::secret::Secret;
 use crate::stack::{StackInfo, TAG_STRATEGY};
 use crate::stack_policy::{StackPolicy, UpdateAction};
@@ -202,6 +203,15 @@ pub struct Plan {
     pub stacks: Vec<StackPlan>,
     /// The stacks not refreshed, by name, with the reason.
     pub skipped: Vec<SkippedStack>,
+    /// References pinned to a version of a changed secret that Secrets Manager deprecated
+    /// (it will delete it) or deleted, which this batch leaves as they are: a person has to
+    /// change them ([`crate::pins`]). Filled in against the account; empty offline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attention: Vec<Attention>,
+    /// What concerns the plan as a whole, e.g. the versions of a secret that could not be
+    /// listed (its pins were not checked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -212,6 +222,8 @@ impl Plan {
             secrets,
             stacks: Vec::new(),
             skipped: Vec::new(),
+            attention: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -232,6 +244,7 @@ impl Plan {
             .collect();
         self.stacks.retain(|s| names.contains(&s.stack_name));
         self.skipped.retain(|s| names.contains(&s.stack_name));
+        self.attention.retain(|a| names.contains(&a.stack_name));
         unknown
     }
 }
@@ -280,12 +293,7 @@ pub fn plan_account(stacks: &[StackInfo], secrets: &[Secret], options: &PlanOpti
         .map(|s| (s.id.as_str(), s.name.as_str()))
         .collect();
 
-    let mut plan = Plan {
-        schema_version: PLAN_SCHEMA_VERSION,
-        secrets: secrets.to_vec(),
-        stacks: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut plan = Plan::empty(secrets.to_vec());
     for (stack, analysis) in analysed {
         let outcome = match analysis {
             None => Some(skip(

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pins::Attention;
 use crate::plan::Strategy;
 
 pub mod markdown;
@@ -190,6 +191,12 @@ pub struct Report {
     pub totals: Totals,
     /// Every stack, degraded first, then failed, refreshed, skipped; by name within each.
     pub stacks: Vec<StackReport>,
+    /// References pinned to a version of a changed secret that Secrets Manager deprecated
+    /// (it will delete it) or deleted, left as they are by the batch: a person has to
+    /// change them (shown right after the degraded and failed stacks). Absent when none,
+    /// and in reports written before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attention: Vec<Attention>,
     /// What concerns the batch as a whole: a secret that no longer exists (skipped), a
     /// discovery that failed, ...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -197,10 +204,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// Puts the stacks in report order and recounts the totals.
+    /// Puts the stacks (and what needs attention) in report order and recounts the totals.
     pub fn normalise(&mut self) {
         self.stacks
             .sort_by(|a, b| (a.outcome, &a.stack_name).cmp(&(b.outcome, &b.stack_name)));
+        self.attention
+            .sort_by(|a, b| (&a.stack_name, &a.path).cmp(&(&b.stack_name, &b.path)));
         let mut totals = Totals::default();
         for s in &self.stacks {
             match s.outcome {

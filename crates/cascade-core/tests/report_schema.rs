@@ -1,6 +1,8 @@
 //! The report's JSON, as serde produces it, against its published schema
 //! (`schema/report.schema.json`), and the schema against the model.
 
+use cascade_core::finder::Form;
+use cascade_core::pins::{Attention, PinStatus, PinnedBy};
 use cascade_core::plan::Strategy;
 use cascade_core::report::{
     FailedResource, Outcome, Phase, REPORT_SCHEMA_VERSION, Report, ReportSecret, StackReport,
@@ -140,7 +142,36 @@ fn representative() -> Report {
             begin_failed,
             degraded,
         ],
-        notes: vec!["secret prod/gone no longer exists: skipped".into()],
+        attention: vec![
+            Attention {
+                stack_name: "legacy".into(),
+                stack_id: "arn:aws:cloudformation:us-east-1:123456789012:stack/legacy/0a1b".into(),
+                resource: Some("Importer".into()),
+                path: "Resources.Importer.Properties.Environment.Variables.DB_PASSWORD".into(),
+                secret: "prod/db".into(),
+                version_id: "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE".into(),
+                form: Form::DynamicReference,
+                pinned_by: PinnedBy::Author,
+                status: PinStatus::Deleted,
+                reason: "pinned by the stack's author: version EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE of prod/db no longer exists: ...".into(),
+            },
+            Attention {
+                stack_name: "tasks".into(),
+                stack_id: "arn:aws:cloudformation:us-east-1:123456789012:stack/tasks/0a1b".into(),
+                resource: None,
+                path: "Outputs.Old.Value".into(),
+                secret: "prod/api-key".into(),
+                version_id: "3c7b2e0f-0000-4000-8000-000000000000".into(),
+                form: Form::EcsValueFrom,
+                pinned_by: PinnedBy::SecretCascade,
+                status: PinStatus::Deprecated,
+                reason: "version ... has no staging label any more: ...".into(),
+            },
+        ],
+        notes: vec![
+            "secret prod/gone no longer exists: skipped".into(),
+            cascade_core::pins::unchecked_note("prod/api-key", "secretsmanager:ListSecretVersionIds failed: ThrottlingException: Rate exceeded"),
+        ],
     };
     report.normalise();
     report
@@ -171,11 +202,23 @@ fn empty_report_is_valid() {
         finished_at: None,
         totals: Totals::default(),
         stacks: vec![],
+        attention: vec![],
         notes: vec![],
     };
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["finished_at"], Value::Null);
+    assert!(json.get("attention").is_none(), "left out when empty");
     assert_valid(&json);
+}
+
+/// A report written before `attention` existed still reads, with none.
+#[test]
+fn a_report_without_attention_still_reads() {
+    let mut json = serde_json::to_value(representative()).unwrap();
+    json.as_object_mut().unwrap().remove("attention");
+    assert_valid(&json);
+    let report: Report = serde_json::from_value(json).unwrap();
+    assert!(report.attention.is_empty());
 }
 
 #[test]
@@ -198,7 +241,7 @@ fn unknown_outcome_is_rejected() {
 #[test]
 fn other_contract_breaks_are_rejected() {
     type Break = fn(&mut Value);
-    let breaks: [(&str, Break); 9] = [
+    let breaks: [(&str, Break); 14] = [
         ("/schema_version", |j| j["schema_version"] = json!(2)),
         ("/stacks/0/phase", |j| {
             j["stacks"][0]["phase"] = json!("Done")
@@ -220,6 +263,24 @@ fn other_contract_breaks_are_rejected() {
             j["stacks"][0]["failed_resources"][0]["reason"] = Value::Null
         }),
         ("/started_at", |j| j["started_at"] = json!("yesterday")),
+        ("/attention/0/status", |j| {
+            j["attention"][0]["status"] = json!("expired")
+        }),
+        ("/attention/0/pinned_by", |j| {
+            j["attention"][0]["pinned_by"] = json!("someone")
+        }),
+        ("/attention/0", |j| {
+            j["attention"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("version_id");
+        }),
+        ("/attention/0", |j| {
+            j["attention"][0]["value"] = json!("hunter2")
+        }),
+        ("/attention/1/form", |j| {
+            j["attention"][1]["form"] = json!("ecs")
+        }),
     ];
     for (path, break_it) in breaks {
         let mut json = serde_json::to_value(representative()).unwrap();
@@ -266,6 +327,35 @@ fn schema_enums_match_the_model() {
     ]
     .map(phase);
     let strategies = [Strategy::Recreate, Strategy::Pin, Strategy::Restart].map(strategy);
+    fn form(f: Form) -> Form {
+        match f {
+            Form::DynamicReference | Form::DynamicReferenceSub | Form::DynamicReferenceJoin => f,
+            Form::Parameter | Form::ImportValue | Form::Tag | Form::Macro | Form::EcsValueFrom => f,
+        }
+    }
+    fn status(s: PinStatus) -> PinStatus {
+        match s {
+            PinStatus::Deprecated | PinStatus::Deleted => s,
+        }
+    }
+    fn pinned_by(p: PinnedBy) -> PinnedBy {
+        match p {
+            PinnedBy::Author | PinnedBy::SecretCascade => p,
+        }
+    }
+    let forms = [
+        Form::DynamicReference,
+        Form::DynamicReferenceSub,
+        Form::DynamicReferenceJoin,
+        Form::Parameter,
+        Form::ImportValue,
+        Form::Tag,
+        Form::Macro,
+        Form::EcsValueFrom,
+    ]
+    .map(form);
+    let statuses = [PinStatus::Deprecated, PinStatus::Deleted].map(status);
+    let pinners = [PinnedBy::Author, PinnedBy::SecretCascade].map(pinned_by);
 
     let schema = schema();
     let enum_of = |name: &str| schema["$defs"][name]["enum"].as_array().unwrap().clone();
@@ -289,6 +379,19 @@ fn schema_enums_match_the_model() {
         .collect();
     expected.push(Value::Null);
     assert_eq!(enum_of("strategy"), expected);
+    let values = |items: &[serde_json::Value]| items.to_vec();
+    assert_eq!(
+        enum_of("form"),
+        values(&forms.map(|f| serde_json::to_value(f).unwrap()))
+    );
+    assert_eq!(
+        enum_of("pin_status"),
+        values(&statuses.map(|s| serde_json::to_value(s).unwrap()))
+    );
+    assert_eq!(
+        enum_of("pinned_by"),
+        values(&pinners.map(|p| serde_json::to_value(p).unwrap()))
+    );
     assert_eq!(
         schema["properties"]["schema_version"]["const"],
         json!(REPORT_SCHEMA_VERSION)

@@ -23,7 +23,7 @@ use cascade_core::plan::{StackPlan, Strategy, template_digest};
 use cascade_core::refresh::{
     Look, Observation, Settled, StackState, UpdateAnswer, UpdateProgress, UpdateStep,
     change_set_name, client_request_token, manual_restore_change_set_name, manual_restore_token,
-    pinned_template, removal_template, update_timed_out,
+    pinned_template, removal_template, repinned_template, update_timed_out,
 };
 use cascade_core::report::{FailedResource, Outcome};
 use cascade_core::stack::{MASKED_VALUE, StackInfo, no_echo_parameters, status_allows_update};
@@ -352,8 +352,11 @@ impl Refresher {
     /// `finish`: updates the stack back to its saved original template and parameters:
     /// after recreate's removal, byte for byte what was there, or, when the plan pins
     /// resources too, the original with those pins (the removal made them; the restore
-    /// keeps them); before a degraded stack is retried, the original as it was. The change
-    /// set may only add `plan`'s closure back (and modify what it pins).
+    /// keeps them), or, when the original holds pins Secret Cascade wrote at an earlier
+    /// change, the original with those pins moved to the new version (else the resources
+    /// would come back pinned to the old one); before a degraded stack is retried, the
+    /// original as it was. The change set may only add `plan`'s closure back (and modify
+    /// what it pins).
     pub async fn finish(
         &self,
         manifest: &BatchManifest,
@@ -363,7 +366,7 @@ impl Refresher {
         let batch_id = manifest.batch_id.as_str();
         let saved = self.saved_original(batch_id, &state.stack_name).await?;
         let original = saved_template(&saved)?;
-        let pinned = if state.restore_before_retry || plan.pinned_resources().is_empty() {
+        let pinned = if state.restore_before_retry {
             None
         } else {
             let parameters = saved
@@ -371,8 +374,13 @@ impl Refresher {
                 .iter()
                 .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
                 .collect();
-            match with_pins(manifest, plan, parameters, &original) {
-                Ok(pinned) => Some(pinned),
+            let restored = if plan.pinned_resources().is_empty() {
+                Ok(with_own_pins_moved(manifest, plan, parameters, &original))
+            } else {
+                with_pins(manifest, plan, parameters, &original).map(Some)
+            };
+            match restored {
+                Ok(pinned) => pinned,
                 Err(why) => {
                     let reason = format!(
                         "the resources were removed and the template that restores them with the pins could not be made: {why}"
@@ -712,6 +720,29 @@ fn with_pins(
         Ok((pinned, pins)) if !pins.is_empty() => Ok(pinned),
         Ok(_) => Err("no reference could be pinned (ids built from values unknown here)".into()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `template` with only Secret Cascade's own earlier pins moved to the batch's new
+/// versions (evaluated with the stack's `parameters`); `None` when it holds none to move,
+/// or when they cannot be moved: the resources are still put back (with the old pins, as
+/// the original has them), never left removed for that.
+fn with_own_pins_moved(
+    manifest: &BatchManifest,
+    plan: &StackPlan,
+    parameters: std::collections::BTreeMap<String, String>,
+    template: &Value,
+) -> Option<Value> {
+    let stack = StackInfo {
+        parameters,
+        ..StackInfo::from_template(&plan.stack_name, &plan.stack_id, template.clone())
+    };
+    match repinned_template(&stack, plan, &manifest.secrets, &Default::default()) {
+        Ok((pinned, pins)) => (!pins.is_empty()).then_some(pinned),
+        Err(e) => {
+            warn!(stack = %plan.stack_name, error = %e, "restoring the original with its old pins: they could not be moved to the new version");
+            None
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub use state::{Observation, Settled, StackState, Step, UpdateAnswer, update_tim
 pub use status::{Look, UpdateProgress};
 pub use template::{
     MAX_TEMPLATE_BODY_BYTES, PLACEHOLDER_ID, Pin, RefreshError, pinned_template, removal_template,
+    repinned_template,
 };
 pub use token::{
     UpdateStep, change_set_name, client_request_token, manual_restore_change_set_name,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::dynref;
-use crate::finder::{Disposition, PIN_METADATA_KEY};
+use crate::finder::{Disposition, PIN_METADATA_KEY, own_pins};
 use crate::plan::{StackPlan, scope_for};
 use crate::secret::Secret;
 use crate::stack::StackInfo;
@@ -81,7 +81,25 @@ pub fn removal_template(original: &Value, plan: &StackPlan) -> Value {
 /// The template of a `pin` update: every dynamic reference of the plan to a changed secret
 /// names that secret's current version id, and the pins are recorded under
 /// `Metadata.SecretCascade.Pins`. `Fn::Join` references become the equivalent `Fn::Sub`.
+/// A reference its author pinned (to a version id Secret Cascade did not write, or to a
+/// stage other than `AWSCURRENT`) is left as written, even inside a string that holds a
+/// reference to pin.
 pub fn pinned_template(
+    stack: &StackInfo,
+    plan: &StackPlan,
+    secrets: &[Secret],
+    exports: &HashMap<String, String>,
+) -> Result<(Value, Vec<Pin>), RefreshError> {
+    pin_references(stack, plan, secrets, exports, Rewriting::All)
+}
+
+/// The template that restores a `recreate` plan that pins nothing: the original, with only
+/// the references Secret Cascade pinned itself (recorded under
+/// `Metadata.SecretCascade.Pins`) moved to the changed secret's current version; every
+/// other reference as written. Without such a pin, the original itself and no pin: the
+/// resources it adds back would otherwise come back pinned to the old version, and the
+/// next change would find them there again.
+pub fn repinned_template(
     stack: &StackInfo,
     plan: &StackPlan,
     secrets: &[Secret],
@@ -91,6 +109,53 @@ pub fn pinned_template(
         .template
         .as_ref()
         .map_err(|_| RefreshError::Missing("the template".into()))?;
+    if own_pins(original).is_empty() {
+        return Ok((original.clone(), Vec::new()));
+    }
+    pin_references(stack, plan, secrets, exports, Rewriting::OwnPinsOnly)
+}
+
+/// Which of the dynamic references in a node an update rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rewriting {
+    /// Every reference to a changed secret but those its author pinned.
+    All,
+    /// Only those Secret Cascade pinned itself.
+    OwnPinsOnly,
+}
+
+impl Rewriting {
+    /// Whether `found` (a reference to `secret`) is rewritten; `own` are the template's
+    /// recorded pins.
+    fn rewrites(
+        self,
+        found: &dynref::DynamicReference,
+        secret: &Secret,
+        own: &[(String, String)],
+    ) -> bool {
+        match &found.version_id {
+            Some(version) => own
+                .iter()
+                .any(|(id, pinned)| pinned == version && secret.is_named_by(id)),
+            // A stage other than AWSCURRENT: the author's choice.
+            None if found.is_pinned() => false,
+            None => self == Rewriting::All,
+        }
+    }
+}
+
+fn pin_references(
+    stack: &StackInfo,
+    plan: &StackPlan,
+    secrets: &[Secret],
+    exports: &HashMap<String, String>,
+    rewriting: Rewriting,
+) -> Result<(Value, Vec<Pin>), RefreshError> {
+    let original = stack
+        .template
+        .as_ref()
+        .map_err(|_| RefreshError::Missing("the template".into()))?;
+    let own = own_pins(original);
     let versions: HashMap<&str, &str> = secrets
         .iter()
         .filter(|s| plan.secrets.contains(&s.name))
@@ -105,18 +170,23 @@ pub fn pinned_template(
     let mut template = original.clone();
     let mut pins = Vec::new();
     let mut done = BTreeSet::new();
-    for reference in plan
-        .references
-        .iter()
-        .filter(|r| r.disposition == Disposition::Refresh && r.form.is_dynamic_reference())
-    {
+    for reference in plan.references.iter().filter(|r| {
+        r.disposition == Disposition::Refresh
+            && r.form.is_dynamic_reference()
+            // A refreshed reference naming a version id is one of Secret Cascade's pins:
+            // leave the other nodes untouched (not even an `Fn::Join` made a `Fn::Sub`).
+            && (rewriting == Rewriting::All || crate::pins::pinned_version(r).is_some())
+    }) {
         if !done.insert(reference.pointer.clone()) {
             continue;
         }
         let node = template
             .pointer_mut(&reference.pointer)
             .ok_or_else(|| RefreshError::Missing(reference.path.clone()))?;
-        let rewrite = |id: &str, vars: Option<&Map<String, Value>>| -> Option<(&Secret, &str)> {
+        let rewrite = |found: &dynref::DynamicReference,
+                       vars: Option<&Map<String, Value>>|
+         -> Option<(&Secret, &str)> {
+            let id = found.secret_id.as_str();
             let evaluated = if vars.is_some() || id.contains("${") {
                 let sub = match vars {
                     Some(v) => json!([id, v]),
@@ -132,6 +202,7 @@ pub fn pinned_template(
             secrets
                 .iter()
                 .find(|s| s.is_named_by(&evaluated.text))
+                .filter(|s| rewriting.rewrites(found, s, &own))
                 .and_then(|s| versions.get(s.name.as_str()).map(|v| (s, *v)))
         };
         let pinned = pin_node(node, &rewrite).map_err(|why| RefreshError::Unpinnable {
@@ -148,8 +219,11 @@ pub fn pinned_template(
     Ok((template, pins))
 }
 
-type Rewrite<'r, 's> =
-    dyn Fn(&str, Option<&Map<String, Value>>) -> Option<(&'s Secret, &'s str)> + 'r;
+/// Given a reference found in a node (its fields as written, `${...}` variables intact)
+/// and the node's `Fn::Sub` variables, the secret and version to pin it to, if it is
+/// rewritten.
+type Rewrite<'r, 's> = dyn Fn(&dynref::DynamicReference, Option<&Map<String, Value>>) -> Option<(&'s Secret, &'s str)>
+    + 'r;
 
 /// Rewrites the dynamic references in one node (a string, an `Fn::Sub` or an `Fn::Join`);
 /// returns the secrets and versions pinned.
@@ -204,8 +278,15 @@ fn pin_text<'s>(
     let mut pinned = Vec::new();
     let mut last = 0;
     for reference in dynref::find_all(&masked) {
-        let id = unmask(&reference.secret_id, &tokens);
-        let Some((secret, version)) = rewrite(&id, vars) else {
+        let unmasked = |field: &Option<String>| field.as_deref().map(|f| unmask(f, &tokens));
+        let found = dynref::DynamicReference {
+            secret_id: unmask(&reference.secret_id, &tokens),
+            json_key: unmasked(&reference.json_key),
+            version_stage: unmasked(&reference.version_stage),
+            version_id: unmasked(&reference.version_id),
+            ..reference.clone()
+        };
+        let Some((secret, version)) = rewrite(&found, vars) else {
             continue;
         };
         out.push_str(&masked[last..reference.start]);

@@ -260,3 +260,138 @@ fn masking_round_trips() {
     assert_eq!(tokens, ["${B}", "${!D}"]);
     assert_eq!(unmask(&masked, &tokens), "a${B}c${!D}${E");
 }
+
+#[test]
+fn an_authors_pin_in_a_string_that_is_pinned_is_left_as_written() {
+    let (t, pins) = pin(
+        database(json!(
+            "{{resolve:secretsmanager:prod/db:SecretString:u::author-v1}}/{{resolve:secretsmanager:prod/db:SecretString:p:AWSPREVIOUS}}/{{resolve:secretsmanager:prod/db:SecretString:p}}"
+        )),
+        "v2",
+    );
+    assert_eq!(
+        t["Resources"]["Db"]["Properties"]["MasterUserPassword"],
+        "{{resolve:secretsmanager:prod/db:SecretString:u::author-v1}}/{{resolve:secretsmanager:prod/db:SecretString:p:AWSPREVIOUS}}/{{resolve:secretsmanager:prod/db:SecretString:p::v2}}"
+    );
+    assert_eq!(pins.len(), 1);
+}
+
+/// A function whose two variables Secret Cascade pinned, one to each secret.
+fn pinned_to_both(db_version: &str, api_version: &str) -> Value {
+    json!({
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {"Environment": {"Variables": {
+            "DB": format!("{{{{resolve:secretsmanager:prod/db:SecretString:password::{db_version}}}}}"),
+            "API": format!("{{{{resolve:secretsmanager:{API_ARN}:SecretString:key::{api_version}}}}}")}}}}},
+        "Metadata": {PIN_METADATA_KEY: {"Pins": [
+            {"Path": "Resources.Fn.Properties.Environment.Variables.DB", "SecretArn": DB_ARN, "VersionId": db_version},
+            {"Path": "Resources.Fn.Properties.Environment.Variables.API", "SecretArn": API_ARN, "VersionId": api_version}]}}
+    })
+}
+
+#[test]
+fn with_pins_to_several_secrets_each_change_moves_only_its_own_pin() {
+    // prod/db changes (v1 -> v2); prod/api (pinned to api-v1) does not.
+    let mut only_db = secrets("v2");
+    only_db.truncate(1);
+    let s = stack(pinned_to_both("v1", "api-v1"));
+    let plan = plan_of(&s, &only_db, StrategyChoice::Pin);
+    let (t, pins) = pinned_template(&s, &plan, &only_db, &HashMap::new()).unwrap();
+    let vars = &t["Resources"]["Fn"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        vars["DB"],
+        "{{resolve:secretsmanager:prod/db:SecretString:password::v2}}"
+    );
+    assert_eq!(
+        vars["API"],
+        format!("{{{{resolve:secretsmanager:{API_ARN}:SecretString:key::api-v1}}}}")
+    );
+    assert_eq!(pins.len(), 1);
+    assert_eq!(
+        t["Metadata"][PIN_METADATA_KEY]["Pins"],
+        json!([
+            {"Path": "Resources.Fn.Properties.Environment.Variables.API", "SecretArn": API_ARN, "VersionId": "api-v1"},
+            {"Path": "Resources.Fn.Properties.Environment.Variables.DB", "SecretArn": DB_ARN, "VersionId": "v2"}
+        ]),
+        "the other secret's pin is still recorded, so its next change finds it"
+    );
+
+    // Then prod/api changes (api-v1 -> api-v2): its pin is still Secret Cascade's.
+    let api_only = vec![secrets("v2").remove(1)];
+    let s = stack(t);
+    let plan = plan_of(&s, &api_only, StrategyChoice::Auto);
+    assert_eq!(plan.references.len(), 1);
+    assert_eq!(plan.references[0].disposition, Disposition::Refresh);
+    let (t, _) = pinned_template(&s, &plan, &api_only, &HashMap::new()).unwrap();
+    let vars = &t["Resources"]["Fn"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        vars["API"],
+        format!("{{{{resolve:secretsmanager:{API_ARN}:SecretString:key::api-v2}}}}")
+    );
+    assert_eq!(
+        vars["DB"],
+        "{{resolve:secretsmanager:prod/db:SecretString:password::v2}}"
+    );
+}
+
+#[test]
+fn recreate_restores_secret_cascades_own_pins_at_the_new_version() {
+    // A stack Secret Cascade pinned before, now recreated (--strategy recreate, or its
+    // cascade:strategy tag): the restore adds the function back pinned to the NEW version,
+    // not to the one its saved original names; the rest is left as written.
+    let mut template = pinned_to_both("v1", "api-v1");
+    template["Resources"]["Fn"]["Properties"]["Environment"]["Variables"]["PLAIN"] =
+        json!({"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": "SecretName"}, "}}"]]});
+    template["Resources"]["Fn"]["Properties"]["Environment"]["Variables"]["AUTHOR"] =
+        json!("{{resolve:secretsmanager:prod/db:SecretString:password::author-v0}}");
+    template["Parameters"] = json!({"SecretName": {"Type": "String"}});
+    let mut only_db = secrets("v2");
+    only_db.truncate(1);
+    let s = stack(template.clone());
+    let plan = plan_of(&s, &only_db, StrategyChoice::Recreate);
+    assert_eq!(plan.closure, ["Fn"]);
+    assert!(plan.pinned_resources().is_empty());
+    let (restored, pins) = repinned_template(&s, &plan, &only_db, &HashMap::new()).unwrap();
+    let vars = &restored["Resources"]["Fn"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        vars["DB"],
+        "{{resolve:secretsmanager:prod/db:SecretString:password::v2}}"
+    );
+    assert_eq!(
+        vars["PLAIN"],
+        template["Resources"]["Fn"]["Properties"]["Environment"]["Variables"]["PLAIN"],
+        "not pinned, not made a Fn::Sub"
+    );
+    assert_eq!(
+        vars["AUTHOR"],
+        "{{resolve:secretsmanager:prod/db:SecretString:password::author-v0}}"
+    );
+    assert_eq!(
+        vars["API"],
+        format!("{{{{resolve:secretsmanager:{API_ARN}:SecretString:key::api-v1}}}}")
+    );
+    assert_eq!(
+        pins,
+        [Pin {
+            path: "Resources.Fn.Properties.Environment.Variables.DB".into(),
+            secret_arn: DB_ARN.into(),
+            version_id: "v2".into()
+        }]
+    );
+    // The next change finds the pin again.
+    let next = stack(restored);
+    let plan = plan_of(&next, &secrets("v3")[..1], StrategyChoice::Auto);
+    let db = plan
+        .references
+        .iter()
+        .find(|r| r.path.ends_with(".DB"))
+        .unwrap();
+    assert_eq!(db.disposition, Disposition::Refresh);
+
+    // Without a pin of its own the restore is the original itself.
+    let plain = stack(json!({"Resources": {"Fn": {"Type": "AWS::Lambda::Function",
+        "Properties": {"Environment": {"Variables": {"DB": "{{resolve:secretsmanager:prod/db}}"}}}}}}));
+    let plan = plan_of(&plain, &only_db, StrategyChoice::Recreate);
+    let (same, pins) = repinned_template(&plain, &plan, &only_db, &HashMap::new()).unwrap();
+    assert_eq!(&same, plain.template.as_ref().unwrap());
+    assert!(pins.is_empty());
+}

@@ -1,7 +1,9 @@
 //! Markdown rendering of a report, for people: the stacks that need a restore first, then
-//! every stack in one table, then the details of each failure.
+//! every stack in one table (degraded and failed first), then the pinned versions that need
+//! attention, then the details of each failure.
 
 use super::{FailedResource, Outcome, Report, ReportSecret, StackReport, Totals};
+use crate::pins::Attention;
 
 /// Renders `report` as a Markdown document.
 ///
@@ -15,8 +17,9 @@ pub fn render_markdown(report: &Report) -> String {
         format!("# Secret Cascade report: batch {}", code(&report.batch_id)),
         String::new(),
         format!(
-            "**{}** — secrets: {}",
+            "**{}**{} — secrets: {}",
             totals_summary(&report.totals),
+            attention_summary(&report.attention).map_or(String::new(), |a| format!(" · **{a}**")),
             secrets_summary(&report.secrets)
         ),
         String::new(),
@@ -39,6 +42,9 @@ pub fn render_markdown(report: &Report) -> String {
         lines.extend(degraded_section(&degraded));
     }
     lines.extend(stacks_section(&report.stacks));
+    if !report.attention.is_empty() {
+        lines.extend(attention_section(&report.attention));
+    }
     lines.extend(change_sets_section(&report.stacks));
     let failures: Vec<&StackReport> = report
         .stacks
@@ -105,6 +111,43 @@ fn stacks_section(stacks: &[StackReport]) -> Vec<String> {
         ]));
     }
     lines
+}
+
+/// The references pinned to a deprecated or deleted version: a person has to change them.
+fn attention_section(attention: &[Attention]) -> Vec<String> {
+    let mut lines = vec![
+        String::new(),
+        "## ⏳ Pinned versions that need attention".into(),
+        String::new(),
+        "These references name a version that Secrets Manager deprecated (it has no staging \
+         label and will be deleted) or deleted. The batch leaves them as they are; until they \
+         change, the stack cannot be updated (for ECS, new tasks cannot start)."
+            .into(),
+        String::new(),
+        "| Stack | Where | Secret | Version | Status | Pinned by | What to do |".into(),
+        "| --- | --- | --- | --- | --- | --- | --- |".into(),
+    ];
+    for a in attention {
+        lines.push(row(&[
+            code(&a.stack_name),
+            code(&a.path),
+            code(&a.secret),
+            code(&a.version_id),
+            a.status.to_string(),
+            a.pinned_by.to_string(),
+            text(&a.reason),
+        ]));
+    }
+    lines
+}
+
+/// "2 pinned versions need attention", or nothing when none does.
+pub(super) fn attention_summary(attention: &[Attention]) -> Option<String> {
+    match attention.len() {
+        0 => None,
+        1 => Some("1 pinned version needs attention".into()),
+        n => Some(format!("{n} pinned versions need attention")),
+    }
 }
 
 /// One line per stack that had change sets executed, listing their ids (to open in the
@@ -252,6 +295,8 @@ fn longest_backtick_run(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finder::Form;
+    use crate::pins::{PinStatus, PinnedBy};
     use crate::plan::Strategy;
     use crate::report::{FailedResource, Phase, REPORT_SCHEMA_VERSION, ReportSecret};
 
@@ -287,8 +332,56 @@ mod tests {
             finished_at: Some("2024-05-01T10:05:00Z".into()),
             totals: Totals::default(),
             stacks,
+            attention: vec![],
             notes: vec![],
         }
+    }
+
+    fn pinned(stack: &str, status: PinStatus) -> Attention {
+        Attention {
+            stack_name: stack.into(),
+            stack_id: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/1"),
+            resource: Some("Fn".into()),
+            path: "Resources.Fn.Properties.Environment.Variables.KEY".into(),
+            secret: "prod/db".into(),
+            version_id: "v-0".into(),
+            form: Form::DynamicReference,
+            pinned_by: PinnedBy::Author,
+            status,
+            reason: format!("version v-0 of prod/db is {status} | pin <another>"),
+        }
+    }
+
+    #[test]
+    fn pinned_versions_that_need_attention_follow_the_stacks_and_the_summary_counts_them() {
+        let mut r = sample();
+        r.attention = vec![
+            pinned("old-pins", PinStatus::Deleted),
+            pinned("aged", PinStatus::Deprecated),
+        ];
+        let md = render_markdown(&r);
+        assert!(
+            md.contains("**1 degraded, 1 failed, 1 refreshed, 1 skipped** · **2 pinned versions need attention** — secrets:"),
+            "{md}"
+        );
+        let degraded = md.find("## ⚠️ Degraded stacks").unwrap();
+        let table = md.find("## Stacks").unwrap();
+        let attention = md
+            .find("## ⏳ Pinned versions that need attention")
+            .expect("attention section");
+        let failures = md.find("## Failures").unwrap();
+        assert!(
+            degraded < table && table < attention && attention < failures,
+            "{md}"
+        );
+        // By stack name, every cell escaped.
+        let aged = md.find("| `aged` |").unwrap();
+        let old = md.find("| `old-pins` |").unwrap();
+        assert!(aged < old, "{md}");
+        assert!(md.contains(
+            "| `aged` | `Resources.Fn.Properties.Environment.Variables.KEY` | `prod/db` | `v-0` | deprecated | author | version v-0 of prod/db is deprecated \\| pin &lt;another&gt; |"
+        ), "{md}");
+        assert!(!render_markdown(&sample()).contains("need attention"));
     }
 
     fn sample() -> Report {

@@ -1,15 +1,19 @@
 //! Slack Block Kit message of a report, for an incoming webhook: the totals, the secrets,
 //! where the full report is, then the stacks that need attention: degraded, failed, then
-//! those whose change set CloudFormation's verdict refused (untouched, still on the old
-//! value, each named with what the change set would have done).
+//! the pinned versions that need attention (references to a version Secrets Manager
+//! deprecated or deleted), then the stacks whose change set CloudFormation's verdict
+//! refused (untouched, still on the old value, each named with what the change set would
+//! have done).
 //!
 //! The message always stays inside Slack's limits: stacks that do not fit in
-//! [`MAX_BLOCKS`] are summed up in a last block, and long texts are cut with "…".
+//! [`MAX_BLOCKS`] are summed up in a last block (the pinned versions keep their block),
+//! and long texts are cut with "…".
 
 use serde_json::{Value, json};
 
-use super::markdown::{normalised, totals_summary};
+use super::markdown::{attention_summary, normalised, totals_summary};
 use super::{Outcome, Report, StackReport};
+use crate::pins::Attention;
 
 /// Most blocks Slack accepts in one message.
 pub const MAX_BLOCKS: usize = 50;
@@ -42,13 +46,21 @@ pub fn slack_message(report: &Report, report_location: Option<&str>) -> Value {
         .iter()
         .filter(|s| needs_attention(s))
         .collect();
-    let room = MAX_BLOCKS - blocks.len();
+    let pins = (!report.attention.is_empty()).then(|| pins_section(&report.attention));
+    let room = MAX_BLOCKS - blocks.len() - usize::from(pins.is_some());
     let shown = if attention.len() <= room {
         attention.len()
     } else {
         room - 1
     };
-    blocks.extend(attention[..shown].iter().map(|s| stack_section(s)));
+    // Degraded and failed first (report order), then the pins, then the refused stacks.
+    let urgent = attention[..shown]
+        .iter()
+        .take_while(|s| matches!(s.outcome, Outcome::Degraded | Outcome::Failed))
+        .count();
+    blocks.extend(attention[..urgent].iter().map(|s| stack_section(s)));
+    blocks.extend(pins);
+    blocks.extend(attention[urgent..shown].iter().map(|s| stack_section(s)));
     if shown < attention.len() {
         blocks.push(section(format!(
             "… and {} more stacks that need attention: see the report",
@@ -59,6 +71,36 @@ pub fn slack_message(report: &Report, report_location: Option<&str>) -> Value {
         "text": fallback_text(&report, &attention, report_location),
         "blocks": blocks,
     })
+}
+
+/// Longest reason shown per pinned version.
+const MAX_PIN_REASON_CHARS: usize = 600;
+
+/// One section listing every pinned version that needs attention (the last lines counted
+/// in "… and N more" when they do not fit).
+fn pins_section(pins: &[Attention]) -> Value {
+    let mut lines = vec![format!(
+        ":hourglass_flowing_sand: *Pinned versions that need attention* ({}): the batch left \
+         them as they are; until they change, the stack cannot be updated (for ECS, new \
+         tasks cannot start)",
+        pins.len()
+    )];
+    lines.extend(pins.iter().map(|p| {
+        format!(
+            "• `{}` `{}`: `{}` version `{}` *{}* (pinned by {}): {}",
+            escape(&p.stack_name),
+            escape(&p.path),
+            escape(&p.secret),
+            escape(&p.version_id),
+            p.status,
+            match p.pinned_by {
+                crate::pins::PinnedBy::Author => "the author",
+                crate::pins::PinnedBy::SecretCascade => "Secret Cascade",
+            },
+            clip(&escape(&p.reason), MAX_PIN_REASON_CHARS)
+        )
+    }));
+    section(fit_lines(&lines, "pinned versions"))
 }
 
 /// Degraded and failed stacks, and stacks left on the old value because their change set
@@ -76,12 +118,15 @@ fn header(report: &Report) -> Value {
         ":rotating_light:"
     } else if report.totals.failed > 0 {
         ":x:"
-    } else if report.stacks.iter().any(needs_attention) {
+    } else if report.stacks.iter().any(needs_attention) || !report.attention.is_empty() {
         ":warning:"
     } else {
         ":white_check_mark:"
     };
-    let text = format!("{icon} Secret Cascade: {}", totals_summary(&report.totals));
+    let mut text = format!("{icon} Secret Cascade: {}", totals_summary(&report.totals));
+    if let Some(pins) = attention_summary(&report.attention) {
+        text.push_str(&format!(" · {pins}"));
+    }
     json!({
         "type": "header",
         "text": {"type": "plain_text", "text": clip(&text, MAX_HEADER_CHARS), "emoji": true},
@@ -203,6 +248,18 @@ fn fallback_text(report: &Report, attention: &[&StackReport], location: Option<&
     if !failed.is_empty() {
         text.push_str(&format!(" Failed: {}.", failed.join(", ")));
     }
+    if !report.attention.is_empty() {
+        let mut stacks: Vec<String> = report
+            .attention
+            .iter()
+            .map(|a| escape(&a.stack_name))
+            .collect();
+        stacks.dedup();
+        text.push_str(&format!(
+            " Pinned versions that need attention: {}.",
+            stacks.join(", ")
+        ));
+    }
     let refused = names(Outcome::Skipped);
     if !refused.is_empty() {
         text.push_str(&format!(
@@ -320,6 +377,8 @@ fn clip(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finder::Form;
+    use crate::pins::{PinStatus, PinnedBy};
     use crate::plan::Strategy;
     use crate::report::{FailedResource, Phase, REPORT_SCHEMA_VERSION, ReportSecret, Totals};
 
@@ -355,8 +414,115 @@ mod tests {
             finished_at: Some("2024-05-01T10:05:00Z".into()),
             totals: Totals::default(),
             stacks,
+            attention: vec![],
             notes: vec![],
         }
+    }
+
+    fn pinned(stack: &str, status: PinStatus, pinned_by: PinnedBy) -> Attention {
+        Attention {
+            stack_name: stack.into(),
+            stack_id: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/1"),
+            resource: Some("Fn".into()),
+            path: "Resources.Fn.Properties.Environment.Variables.KEY".into(),
+            secret: "prod/db".into(),
+            version_id: "v-0".into(),
+            form: Form::DynamicReference,
+            pinned_by,
+            status,
+            reason: format!("version v-0 of prod/db is {status} <now>"),
+        }
+    }
+
+    #[test]
+    fn pinned_versions_come_right_after_degraded_and_failed_and_before_refused() {
+        let mut refused = stack("orders", Outcome::Skipped);
+        refused.refused = vec!["replace Db".into()];
+        let mut r = sample();
+        r.stacks.push(refused);
+        r.attention = vec![
+            pinned("aged", PinStatus::Deprecated, PinnedBy::Author),
+            pinned("gone", PinStatus::Deleted, PinnedBy::SecretCascade),
+        ];
+        let message = slack_message(&r, None);
+        let texts: Vec<&str> = blocks(&message)
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str())
+            .collect();
+        assert!(
+            texts[0].ends_with("2 skipped · 2 pinned versions need attention"),
+            "{texts:#?}"
+        );
+        assert!(
+            texts[2].starts_with(":rotating_light: *Degraded: `api`*"),
+            "{texts:#?}"
+        );
+        assert!(
+            texts[3].starts_with(":x: *Failed: `billing`*"),
+            "{texts:#?}"
+        );
+        let pins = texts[4];
+        assert!(
+            pins.starts_with(":hourglass_flowing_sand: *Pinned versions that need attention* (2)"),
+            "{texts:#?}"
+        );
+        assert!(pins.contains(
+            "• `aged` `Resources.Fn.Properties.Environment.Variables.KEY`: `prod/db` version `v-0` *deprecated* (pinned by the author): version v-0 of prod/db is deprecated &lt;now&gt;"
+        ), "{pins}");
+        assert!(
+            pins.contains("*deleted* (pinned by Secret Cascade)"),
+            "{pins}"
+        );
+        assert!(
+            texts[5].starts_with(":no_entry: *Refused: `orders`*"),
+            "{texts:#?}"
+        );
+        let fallback = message["text"].as_str().unwrap();
+        assert!(
+            fallback.contains("Failed: billing. Pinned versions that need attention: aged, gone."),
+            "{fallback}"
+        );
+    }
+
+    #[test]
+    fn pinned_versions_alone_make_a_warning_and_are_never_cut() {
+        let mut r = report(vec![stack("web", Outcome::Refreshed)]);
+        r.attention = vec![pinned("aged", PinStatus::Deprecated, PinnedBy::Author)];
+        let message = slack_message(&r, None);
+        assert!(
+            blocks(&message)[0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with(":warning:")
+        );
+        // More failed stacks than fit: the pins keep their block.
+        let mut r = report(
+            (0..80)
+                .map(|i| stack(&format!("s{i:02}"), Outcome::Failed))
+                .collect(),
+        );
+        r.attention = (0..200)
+            .map(|i| pinned(&format!("p{i:03}"), PinStatus::Deleted, PinnedBy::Author))
+            .collect();
+        let message = slack_message(&r, None);
+        let blocks = blocks(&message);
+        assert_eq!(blocks.len(), MAX_BLOCKS);
+        let pins = blocks
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str())
+            .find(|t| t.contains("*Pinned versions that need attention* (200)"))
+            .expect("the pins' block");
+        assert!(pins.chars().count() <= MAX_SECTION_CHARS);
+        assert!(
+            pins.contains("more pinned versions: see the report"),
+            "{pins}"
+        );
+        assert!(
+            blocks[MAX_BLOCKS - 1]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("more stacks that need attention")
+        );
     }
 
     fn sample() -> Report {
