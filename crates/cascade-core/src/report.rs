@@ -10,6 +10,8 @@ use crate::pins::Attention;
 use crate::plan::Strategy;
 
 pub mod markdown;
+#[cfg(test)]
+mod samples;
 pub mod slack;
 
 /// Version of the report's JSON shape.

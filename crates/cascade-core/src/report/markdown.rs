@@ -295,69 +295,16 @@ fn longest_backtick_run(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finder::Form;
     use crate::pins::{PinStatus, PinnedBy};
-    use crate::plan::Strategy;
-    use crate::report::{FailedResource, Phase, REPORT_SCHEMA_VERSION, ReportSecret};
-
-    fn stack(name: &str, outcome: Outcome) -> StackReport {
-        StackReport {
-            stack_name: name.into(),
-            stack_id: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{name}/1"),
-            strategy: Some(Strategy::Recreate),
-            resources: vec!["Function".into()],
-            outcome,
-            phase: Phase::Done,
-            reason: None,
-            failed_resources: vec![],
-            started_at: None,
-            finished_at: None,
-            restore_command: None,
-            change_sets: vec![],
-            refused: vec![],
-        }
-    }
-
-    fn report(stacks: Vec<StackReport>) -> Report {
-        Report {
-            schema_version: REPORT_SCHEMA_VERSION,
-            batch_id: "b-20240501-abc".into(),
-            execution: "cli".into(),
-            secrets: vec![ReportSecret {
-                name: "prod/db".into(),
-                arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf".into(),
-                version_id: Some("v-2".into()),
-            }],
-            started_at: "2024-05-01T10:00:00Z".into(),
-            finished_at: Some("2024-05-01T10:05:00Z".into()),
-            totals: Totals::default(),
-            stacks,
-            attention: vec![],
-            notes: vec![],
-        }
-    }
-
-    fn pinned(stack: &str, status: PinStatus) -> Attention {
-        Attention {
-            stack_name: stack.into(),
-            stack_id: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/1"),
-            resource: Some("Fn".into()),
-            path: "Resources.Fn.Properties.Environment.Variables.KEY".into(),
-            secret: "prod/db".into(),
-            version_id: "v-0".into(),
-            form: Form::DynamicReference,
-            pinned_by: PinnedBy::Author,
-            status,
-            reason: format!("version v-0 of prod/db is {status} | pin <another>"),
-        }
-    }
+    use crate::report::samples::{self, pinned, stack};
+    use crate::report::{FailedResource, Phase};
 
     #[test]
     fn pinned_versions_that_need_attention_follow_the_stacks_and_the_summary_counts_them() {
         let mut r = sample();
         r.attention = vec![
-            pinned("old-pins", PinStatus::Deleted),
-            pinned("aged", PinStatus::Deprecated),
+            pinned("old-pins", PinStatus::Deleted, PinnedBy::Author),
+            pinned("aged", PinStatus::Deprecated, PinnedBy::Author),
         ];
         let md = render_markdown(&r);
         assert!(
@@ -382,6 +329,10 @@ mod tests {
             "| `aged` | `Resources.Fn.Properties.Environment.Variables.KEY` | `prod/db` | `v-0` | deprecated | author | version v-0 of prod/db is deprecated \\| pin &lt;another&gt; |"
         ), "{md}");
         assert!(!render_markdown(&sample()).contains("need attention"));
+    }
+
+    fn report(stacks: Vec<StackReport>) -> Report {
+        samples::report("b-20240501-abc", stacks)
     }
 
     fn sample() -> Report {

@@ -377,62 +377,10 @@ fn clip(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finder::Form;
     use crate::pins::{PinStatus, PinnedBy};
     use crate::plan::Strategy;
-    use crate::report::{FailedResource, Phase, REPORT_SCHEMA_VERSION, ReportSecret, Totals};
-
-    fn stack(name: &str, outcome: Outcome) -> StackReport {
-        StackReport {
-            stack_name: name.into(),
-            stack_id: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{name}/1"),
-            strategy: Some(Strategy::Recreate),
-            resources: vec!["Function".into()],
-            outcome,
-            phase: Phase::Done,
-            reason: None,
-            failed_resources: vec![],
-            started_at: None,
-            finished_at: None,
-            restore_command: None,
-            change_sets: vec![],
-            refused: vec![],
-        }
-    }
-
-    fn report(stacks: Vec<StackReport>) -> Report {
-        Report {
-            schema_version: REPORT_SCHEMA_VERSION,
-            batch_id: "b-1".into(),
-            execution: "cli".into(),
-            secrets: vec![ReportSecret {
-                name: "prod/db".into(),
-                arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf".into(),
-                version_id: Some("v-2".into()),
-            }],
-            started_at: "2024-05-01T10:00:00Z".into(),
-            finished_at: Some("2024-05-01T10:05:00Z".into()),
-            totals: Totals::default(),
-            stacks,
-            attention: vec![],
-            notes: vec![],
-        }
-    }
-
-    fn pinned(stack: &str, status: PinStatus, pinned_by: PinnedBy) -> Attention {
-        Attention {
-            stack_name: stack.into(),
-            stack_id: format!("arn:aws:cloudformation:us-east-1:123456789012:stack/{stack}/1"),
-            resource: Some("Fn".into()),
-            path: "Resources.Fn.Properties.Environment.Variables.KEY".into(),
-            secret: "prod/db".into(),
-            version_id: "v-0".into(),
-            form: Form::DynamicReference,
-            pinned_by,
-            status,
-            reason: format!("version v-0 of prod/db is {status} <now>"),
-        }
-    }
+    use crate::report::samples::{self, pinned, stack};
+    use crate::report::{FailedResource, Phase};
 
     #[test]
     fn pinned_versions_come_right_after_degraded_and_failed_and_before_refused() {
@@ -467,7 +415,7 @@ mod tests {
             "{texts:#?}"
         );
         assert!(pins.contains(
-            "• `aged` `Resources.Fn.Properties.Environment.Variables.KEY`: `prod/db` version `v-0` *deprecated* (pinned by the author): version v-0 of prod/db is deprecated &lt;now&gt;"
+            "• `aged` `Resources.Fn.Properties.Environment.Variables.KEY`: `prod/db` version `v-0` *deprecated* (pinned by the author): version v-0 of prod/db is deprecated | pin &lt;another&gt;"
         ), "{pins}");
         assert!(
             pins.contains("*deleted* (pinned by Secret Cascade)"),
@@ -523,6 +471,10 @@ mod tests {
                 .unwrap()
                 .contains("more stacks that need attention")
         );
+    }
+
+    fn report(stacks: Vec<StackReport>) -> Report {
+        samples::report("b-1", stacks)
     }
 
     fn sample() -> Report {
