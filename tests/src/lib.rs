@@ -5,6 +5,7 @@
 //! The launcher also watches the test process (`CASCADE_PARENT_PID`) and exits on its own
 //! when the test process dies, so no server outlives a test run.
 
+pub mod bench;
 pub mod deploy;
 pub mod fixtures;
 pub mod lambda_server;

@@ -32,10 +32,12 @@ use cascade_core::intake::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_core::plan::StrategyChoice;
 use cascade_lambda::handlers::discover::DiscoverResult;
 use cascade_lambda::handlers::refresh::{Next, StepResult};
+use cascade_tests::bench::{NameLength, stack_name};
 use cascade_tests::deploy::DeployOptions;
 use cascade_tests::fixtures::{ecs_service_resources, mixed_actions_template};
 use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::{ACCOUNT, REGION};
+use clap::Parser;
 use serde_json::{Value, json};
 
 /// Step Functions' payload limit (state input, output, task result): 256 KiB.
@@ -70,34 +72,19 @@ const PIN_TEMPLATE: &str = "Resources:
       MasterUserPassword: '{{resolve:secretsmanager:SECRET:SecretString:password}}'
 ";
 
+/// Planning, discovery and the execution's payloads over `--stacks` stacks.
+#[derive(Parser)]
 struct Args {
+    /// Stacks seeded.
+    #[arg(long, default_value_t = 1000)]
     stacks: usize,
-    name_length: usize,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        stacks: 1000,
-        name_length: 40,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().context("a flag needs a value")?;
-        match flag.as_str() {
-            "--stacks" => args.stacks = value.parse()?,
-            "--name-length" => args.name_length = value.parse()?,
-            _ => bail!("usage: bench-pipeline [--stacks N] [--name-length L]"),
-        }
-    }
-    if args.name_length < 8 {
-        bail!("--name-length must be at least 8");
-    }
-    Ok(args)
+    #[command(flatten)]
+    name_length: NameLength,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let args = Args::parse();
     let started = Instant::now();
     let pipeline = LocalPipeline::start(PipelineOptions {
         deploy: DeployOptions {
@@ -633,15 +620,6 @@ fn ticket(secret: &str, arn: Option<&str>, version: Option<&str>, i: usize) -> T
     }
 }
 
-/// A stack name of exactly `length` characters, unique by `i`.
-fn stack_name(i: usize, length: usize) -> String {
-    const STEM: &str = "prod-payments-api-service-eu-west-1-blue-green-canary-stack-";
-    let digits = format!("{i:05}");
-    let mut stem: String = STEM.chars().cycle().take(length - digits.len()).collect();
-    stem.push_str(&digits);
-    stem
-}
-
 fn size(value: &impl serde::Serialize) -> usize {
     serde_json::to_vec(value).expect("serialisable").len()
 }
@@ -661,7 +639,9 @@ fn verdict(bytes: usize) -> String {
 fn payloads(args: &Args) -> anyhow::Result<()> {
     let n = args.stacks;
     let batch_id = "3f9c1a7b2d4e6f80".to_string();
-    let stacks: Vec<String> = (0..n).map(|i| stack_name(i, args.name_length)).collect();
+    let stacks: Vec<String> = (0..n)
+        .map(|i| stack_name("prod", i, args.name_length.get()))
+        .collect();
     let discover = DiscoverResult {
         batch_id: batch_id.clone(),
         items_key: format!("batches/{batch_id}/map-items.json"),
@@ -754,7 +734,7 @@ fn payloads(args: &Args) -> anyhow::Result<()> {
     println!();
     println!(
         "payload sizes at {n} stacks, names of {} characters (limit 256 KiB = {PAYLOAD_LIMIT} bytes)",
-        args.name_length
+        args.name_length.get()
     );
     println!(
         "  DiscoverResult (Discover's Payload)                  {}",

@@ -33,9 +33,11 @@ use cascade_aws::secrets::resolve_secrets;
 use cascade_core::intake::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_core::plan::StrategyChoice;
 use cascade_lambda::Function;
+use cascade_tests::bench::{NameLength, stack_name};
 use cascade_tests::deploy::DeployOptions;
 use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::slack_sink::SlackSink;
+use clap::Parser;
 use serde_json::Value;
 
 /// Step Functions' payload limit: 256 KiB.
@@ -56,50 +58,22 @@ const PIN_TEMPLATE: &str = "Resources:
       Secret: '{{resolve:secretsmanager:SECRET:SecretString:password}}'
 ";
 
+/// One batch of `--stacks` stacks through the deployed state machine, figures printed.
+#[derive(Parser)]
 struct Args {
+    /// Stacks in the batch.
+    #[arg(long, default_value_t = 2000)]
     stacks: usize,
-    name_length: usize,
+    #[command(flatten)]
+    name_length: NameLength,
+    /// Stacks run on the INLINE twin to count a child's history events.
+    #[arg(long, default_value_t = 20)]
     sample: usize,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        stacks: 2000,
-        name_length: 40,
-        sample: 20,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().context("a flag needs a value")?;
-        match flag.as_str() {
-            "--stacks" => args.stacks = value.parse()?,
-            "--name-length" => args.name_length = value.parse()?,
-            "--sample" => args.sample = value.parse()?,
-            _ => bail!("usage: bench-scale [--stacks N] [--name-length L] [--sample K]"),
-        }
-    }
-    if !(8..=128).contains(&args.name_length) {
-        bail!("--name-length must be 8 to 128 (CloudFormation's limit)");
-    }
-    Ok(args)
-}
-
-/// A stack name of exactly `length` characters, unique by `prefix` and `i`.
-fn stack_name(prefix: &str, i: usize, length: usize) -> String {
-    const STEM: &str = "-payments-api-service-eu-west-1-blue-green-canary-stack-";
-    let digits = format!("{i:05}");
-    let mut name: String = prefix
-        .chars()
-        .chain(STEM.chars().cycle())
-        .take(length - digits.len())
-        .collect();
-    name.push_str(&digits);
-    name
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let args = Args::parse();
     let started = Instant::now();
     let sink = SlackSink::start().await?;
     let pipeline = LocalPipeline::start(PipelineOptions {
@@ -125,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
         "bench/sample",
         "smp",
         args.sample,
-        args.name_length,
+        args.name_length.get(),
     )
     .await?;
     let sample_run = execute(&pipeline, &sfn, &inline_arn, "bench/sample", "sample").await?;
@@ -136,7 +110,14 @@ async fn main() -> anyhow::Result<()> {
             children.len()
         );
     }
-    let seeded = seed(&pipeline, "bench/db", "prd", args.stacks, args.name_length).await?;
+    let seeded = seed(
+        &pipeline,
+        "bench/db",
+        "prd",
+        args.stacks,
+        args.name_length.get(),
+    )
+    .await?;
 
     // Discovery and planning as `cascade plan` does it, API calls counted.
     let secrets = resolve_secrets(clients, &["bench/db".to_string()]).await?;
@@ -181,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!(
         "one batch of {n} stacks (names of {} characters), one execution of the real state machine",
-        args.name_length
+        args.name_length.get()
     );
     println!(
         "  outcome                      {:?}; report: {refreshed} refreshed, {} failed, {} skipped",
