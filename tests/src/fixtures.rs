@@ -540,6 +540,36 @@ pub fn mixed_actions_template(
     })
 }
 
+/// A template of one SSM parameter, `/{name}/password`, whose value is `reference` (a
+/// dynamic reference), with `extra` template text (say, `Metadata`) after it.
+pub fn parameter_template(name: &str, reference: &str, extra: &str) -> String {
+    format!(
+        "Resources:\n  Param:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: /{name}/password\n      Type: String\n      Value: '{reference}'\n{extra}"
+    )
+}
+
+/// Creates the stack `name` of [`parameter_template`], tagged with `tags`.
+pub async fn create_parameter_stack(
+    cfn: &CloudFormation,
+    name: &str,
+    reference: &str,
+    extra: &str,
+    tags: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    cfn.create_stack()
+        .stack_name(name)
+        .template_body(parameter_template(name, reference, extra))
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                .collect(),
+        ))
+        .send()
+        .await
+        .with_context(|| format!("CreateStack {name}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,11 @@
 //! AWSPREVIOUS to the old current one, so the version before that is left without a label,
 //! in moto as in AWS.
 
-use aws_sdk_cloudformation::types::Tag;
 use cascade_aws::discovery::plan_secrets;
 use cascade_aws::secrets::{resolve_secrets, secret_versions};
 use cascade_core::pins::{PinStatus, PinnedBy};
 use cascade_core::plan::StrategyChoice;
+use cascade_tests::fixtures::create_parameter_stack;
 use cascade_tests::{LocalStack, LocalStackOptions};
 
 const SECRET: &str = "e2e/rotated";
@@ -49,7 +49,7 @@ async fn rotated_secret(local: &LocalStack) -> Vec<String> {
     versions
 }
 
-/// A stack whose SSM parameter resolves the secret `reference` names.
+/// A stack whose SSM parameter holds `reference`, with `extra` template text after it.
 async fn create_stack(
     local: &LocalStack,
     name: &str,
@@ -57,21 +57,10 @@ async fn create_stack(
     extra: &str,
     tags: &[(&str, &str)],
 ) {
-    let template = format!(
-        "Resources:\n  Param:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: /{name}/password\n      Type: String\n      Value: '{reference}'\n{extra}"
-    );
     let cfn = local.clients().await.cloudformation;
-    cfn.create_stack()
-        .stack_name(name)
-        .template_body(template)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                .collect(),
-        ))
-        .send()
+    create_parameter_stack(&cfn, name, reference, extra, tags)
         .await
-        .unwrap_or_else(|e| panic!("CreateStack {name}: {e:?}"));
+        .unwrap_or_else(|e| panic!("{e:?}"));
 }
 
 fn pinned_to(version: &str) -> String {

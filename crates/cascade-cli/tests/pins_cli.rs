@@ -16,8 +16,8 @@
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
-use aws_sdk_cloudformation::types::Tag;
 use cascade_core::report::slack::message_as_text;
+use cascade_tests::fixtures::create_parameter_stack;
 use cascade_tests::slack_sink::SlackSink;
 use cascade_tests::{LocalStack, LocalStackOptions};
 use serde_json::Value;
@@ -104,24 +104,10 @@ async fn create_stack(
     extra: &str,
     tags: &[(&str, &str)],
 ) {
-    let template = format!(
-        "Resources:\n  Param:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: /{name}/password\n      Type: String\n      Value: '{reference}'\n{extra}"
-    );
-    local
-        .clients()
+    let cfn = local.clients().await.cloudformation;
+    create_parameter_stack(&cfn, name, reference, extra, tags)
         .await
-        .cloudformation
-        .create_stack()
-        .stack_name(name)
-        .template_body(template)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-                .collect(),
-        ))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateStack {name}: {e:?}"));
+        .unwrap_or_else(|e| panic!("{e:?}"));
 }
 
 /// The stack's template now, as long-form JSON.
