@@ -14,10 +14,16 @@ pub(crate) fn load(text: &str) -> Result<Value, TemplateError> {
         let message = e.to_string();
         let position = format!(" at line {} column {}", e.line(), e.column());
         let reason = message.strip_suffix(&position).unwrap_or(&message);
+        let message = if reason == "recursion limit exceeded" {
+            // The YAML reader's error for the same template.
+            super::yaml::too_deep_message()
+        } else {
+            format!("invalid JSON: {reason}")
+        };
         TemplateError {
             line: e.line().max(1),
             column: e.column().max(1),
-            message: format!("invalid JSON: {reason}"),
+            message,
         }
     })
 }

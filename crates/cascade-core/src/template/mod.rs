@@ -16,6 +16,12 @@ mod yaml;
 
 use serde_json::Value;
 
+/// The deepest nesting of sequences and mappings a template may have, the top-level
+/// mapping being level 1: serde_json's own limit for JSON, and so the YAML reader's too,
+/// so that every template read prints as JSON and reads back (saved originals, refresh
+/// templates). Deeper is the error "sequences and mappings nest deeper than 127 levels".
+pub const MAX_NESTING: usize = 127;
+
 /// Why a template could not be read, and where (1-based line and column).
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 #[error("line {line}, column {column}: {message}")]
@@ -622,7 +628,11 @@ Outputs:
         assert!(read_template(&deep).is_err());
         let deep_block: String = (0..200).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
         let e = fails(&deep_block);
-        assert!(e.message.contains("nest deeper than 128"), "{e}");
+        assert!(
+            e.message
+                .contains(&format!("nest deeper than {MAX_NESTING}")),
+            "{e}"
+        );
         let ok = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
         assert!(read_template(&ok).is_ok());
         // Aliases cannot stack depth past the limit either.
@@ -638,6 +648,81 @@ Outputs:
         assert!(fails(&chain).message.contains("nest deeper"));
         let json = format!("{{\"a\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(read_template(&json).is_err());
+    }
+
+    /// Found by the fuzz target `template` (crates/cascade-core/fuzz): YAML allowed one
+    /// level more than the JSON reader, so the deepest template read could not be read back
+    /// from the JSON the project writes of it (saved originals, refresh templates).
+    #[test]
+    fn the_deepest_template_read_reads_back_from_its_json() {
+        let nested = |levels: usize| format!("a: {}{}\n", "[".repeat(levels), "]".repeat(levels));
+        // The top-level mapping is one level: `levels` sequences inside it make levels + 1.
+        let deepest = read(&nested(MAX_NESTING - 1));
+        let printed = to_json_pretty(&deepest);
+        assert_eq!(read_template(&printed), Ok(deepest), "{printed}");
+        let e = fails(&nested(MAX_NESTING));
+        assert!(
+            e.message
+                .contains(&format!("nest deeper than {MAX_NESTING} levels")),
+            "{e}"
+        );
+        // JSON stops at the same depth, with the same error.
+        let json =
+            |levels: usize| format!("{{\"a\": {}{}}}", "[".repeat(levels), "]".repeat(levels));
+        assert!(read_template(&json(MAX_NESTING - 1)).is_ok());
+        let e = read_template(&json(MAX_NESTING)).unwrap_err();
+        assert!(
+            e.message
+                .contains(&format!("nest deeper than {MAX_NESTING} levels")),
+            "{e}"
+        );
+        // Short-form tags count the levels of their long form.
+        let tagged = format!(
+            "a: {}x{}\n",
+            "!If [".repeat(MAX_NESTING / 2 + 1),
+            "]".repeat(MAX_NESTING / 2 + 1)
+        );
+        let e = fails(&tagged);
+        assert!(e.message.contains("nest deeper"), "{e}");
+    }
+
+    /// Found by the fuzz target `template`: a float read from YAML (correctly rounded) was
+    /// printed exactly but read back from JSON one unit in the last place away, so a
+    /// template's JSON did not say what its YAML said (serde_json's fast float parsing;
+    /// the workspace now enables its `float_roundtrip`).
+    #[test]
+    fn floats_read_back_exactly_from_their_json() {
+        for text in [
+            "1.0715660391465826e-75",
+            "-1.81996730402717e-179",
+            "-1.603964615428183e+143",
+            "-9.643915712060552e-234",
+            "2.2250738585072014e-308",
+            "1.7976931348623157e+308",
+            "0.1",
+        ] {
+            let exact: f64 = text.parse().unwrap();
+            let from_yaml = v(text);
+            assert_eq!(
+                from_yaml.as_f64().map(f64::to_bits),
+                Some(exact.to_bits()),
+                "{text}"
+            );
+            let from_json = read(&format!("{{\"v\": {text}}}"))["v"].clone();
+            assert_eq!(
+                from_json.as_f64().map(f64::to_bits),
+                Some(exact.to_bits()),
+                "{text}"
+            );
+            let template = read(&format!("v: {text}\n"));
+            assert_eq!(read(&to_json_pretty(&template)), template, "{text}");
+        }
+        // The fuzzer's own find: an integer too large for 64 bits is read as the nearest
+        // float, which must print and read back as itself.
+        let template = read("{\n  \"As\":12345678901234560785070\n}");
+        let nearest: f64 = "12345678901234560785070".parse().unwrap();
+        assert_eq!(template["As"].as_f64(), Some(nearest));
+        assert_eq!(read(&to_json_pretty(&template)), template);
     }
 
     #[test]
