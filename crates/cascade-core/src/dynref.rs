@@ -51,6 +51,31 @@ impl DynamicReference {
     }
 }
 
+/// The reference as CloudFormation reads it: the fields it names, in their places, and no
+/// trailing empty ones. A field that ends in `}` is followed by its `:` (an empty next
+/// field), or its `}` would run into the closing `}}` and end the reference one character
+/// early.
+impl std::fmt::Display for DynamicReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let optional = [&self.json_key, &self.version_stage, &self.version_id];
+        let named = optional.iter().rposition(|field| field.is_some());
+        let mut last = self.secret_id.as_str();
+        write!(f, "{PREFIX}{}", self.secret_id)?;
+        if let Some(named) = named {
+            f.write_str(":SecretString")?;
+            last = "SecretString";
+            for field in &optional[..=named] {
+                last = field.as_deref().unwrap_or("");
+                write!(f, ":{last}")?;
+            }
+        }
+        if last.ends_with('}') {
+            f.write_str(":")?;
+        }
+        f.write_str(SUFFIX)
+    }
+}
+
 /// Every Secrets Manager dynamic reference in `text`, in order. Unterminated references
 /// (no closing `}}`) are not references and are left out.
 pub fn find_all(text: &str) -> Vec<DynamicReference> {
@@ -74,8 +99,12 @@ pub fn find_all(text: &str) -> Vec<DynamicReference> {
 }
 
 fn parse_body(body: &str, start: usize, end: usize) -> DynamicReference {
-    // An ARN id spans seven colon-separated fields: arn:partition:service:region:account:secret:name
-    let id_fields = if body.starts_with("arn:") { 7 } else { 1 };
+    // An ARN id spans seven colon-separated fields: arn:partition:service:region:account:secret:name.
+    // Its service is what tells it from a secret named `arn` (names have no colons): the
+    // fuzz target `dynref` found `{{resolve:secretsmanager:arn:SecretString:k}}` read as an
+    // ARN, and so the pins of that secret not read back as pins.
+    let is_arn = body.starts_with("arn:") && body.split(':').nth(2) == Some("secretsmanager");
+    let id_fields = if is_arn { 7 } else { 1 };
     let mut fields = body.splitn(id_fields + 4, ':');
     let secret_id = (0..id_fields)
         .filter_map(|_| fields.next())
@@ -154,6 +183,60 @@ mod tests {
     fn ignores_other_services_and_unterminated_references() {
         assert!(find_all("{{resolve:ssm:db}} {{resolve:ssm-secure:db}}").is_empty());
         assert!(find_all("{{resolve:secretsmanager:db").is_empty());
+    }
+
+    #[test]
+    fn a_secret_named_arn_is_a_name_not_an_arn() {
+        let r = one("{{resolve:secretsmanager:arn:SecretString:password}}");
+        assert_eq!(r.secret_id, "arn");
+        assert_eq!(r.json_key.as_deref(), Some("password"));
+        let pinned = one(&r.pinned_to("v2"));
+        assert_eq!(pinned.secret_id, "arn");
+        assert_eq!(pinned.version_id.as_deref(), Some("v2"));
+        assert_eq!(one("{{resolve:secretsmanager:arn}}").secret_id, "arn");
+        // An ARN of another service is no secret's ARN either: its first field is the id.
+        assert_eq!(
+            one("{{resolve:secretsmanager:arn:aws:ssm:us-east-1:1:parameter/p}}").secret_id,
+            "arn"
+        );
+    }
+
+    #[test]
+    fn what_parses_prints_back_and_parses_the_same() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+        for (body, printed) in [
+            ("db", "db"),
+            ("db:SecretString", "db"),
+            ("db:SecretString:password", "db:SecretString:password"),
+            ("db:SecretString:::v1", "db:SecretString:::v1"),
+            (
+                "db:SecretString::AWSPREVIOUS:",
+                "db:SecretString::AWSPREVIOUS",
+            ),
+            ("db:SecretString:k:s:v:extra", "db:SecretString:k:s:v:extra"),
+            // A last field ending in `}` keeps a `:` after it, or it would close early.
+            ("db:SecretString:k}:", "db:SecretString:k}:"),
+            ("x}:", "x}:"),
+            (
+                &format!("{arn}:SecretString:k"),
+                &format!("{arn}:SecretString:k"),
+            ),
+            ("", ""),
+        ] {
+            let r = one(&format!("{PREFIX}{body}}}}}"));
+            assert_eq!(r.to_string(), format!("{PREFIX}{printed}}}}}"), "{body}");
+            let again = one(&r.to_string());
+            assert_eq!(
+                (
+                    again.secret_id,
+                    again.json_key,
+                    again.version_stage,
+                    again.version_id
+                ),
+                (r.secret_id, r.json_key, r.version_stage, r.version_id),
+                "{body}"
+            );
+        }
     }
 
     #[test]
