@@ -5,12 +5,15 @@ CARGO ?= cargo
 VENV := infra/local/.venv
 CORPUS ?= ../shared/corpus/cfn-templates
 
-.PHONY: help demo test bootstrap tools fmt-check clippy unit-and-e2e launcher-tests sam-build sam-deploy-test conformance lint bench up down
+.PHONY: help demo test bootstrap tools fmt-check clippy unit-and-e2e launcher-tests sam-build sam-deploy-test conformance lint fuzz bench up down
 
 help:
 	@echo "make demo    plan a secret change against a seeded local AWS stack (moto)"
 	@echo "make test    every check: fmt, clippy, unit, integration and end-to-end tests, launcher tests,"
-	@echo "             conformance, and the SAM template / state machine lint (infra/tools/lint)"
+	@echo "             conformance, the SAM template / state machine lint (infra/tools/lint), and last"
+	@echo "             the fuzz targets (make fuzz)"
+	@echo "make fuzz    fuzz the template reader, the dynamic-reference parser and the ticket parser"
+	@echo "             (cargo-fuzz, FUZZ_SECONDS per target, default 60; infra/tools/fuzz)"
 	@echo "make bench   benchmarks (planning, discovery over 1,000 stacks)"
 	@echo "make sam-build        sam build (ARCH=x86_64 for x86_64; arm64, the template's default, otherwise)"
 	@echo "make sam-deploy-test  sam build, then sam deploy onto a local stack and one batch through it"
@@ -22,7 +25,7 @@ bootstrap:
 demo: bootstrap
 	@infra/local/demo
 
-test: bootstrap fmt-check clippy unit-and-e2e launcher-tests sam-deploy-test conformance lint
+test: bootstrap fmt-check clippy unit-and-e2e launcher-tests sam-deploy-test conformance lint fuzz
 
 tools:
 	@infra/tools/bootstrap
@@ -62,6 +65,11 @@ conformance:
 
 lint:
 	infra/tools/lint
+
+# cargo-fuzz on stable (--sanitizer none), each target for FUZZ_SECONDS; fails on a crash.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO="$(CARGO)" infra/tools/fuzz
 
 bench: bootstrap
 	$(CARGO) bench -p cascade-core --bench planning
