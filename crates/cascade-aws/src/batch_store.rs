@@ -35,16 +35,54 @@ impl<'a> BatchStore<'a> {
         self.store
     }
 
-    /// Saves a new batch: its manifest and the initial state of every stack.
+    /// Saves a new batch: its manifest, each planned stack's slice of it and the initial
+    /// state of every stack.
     pub async fn create(&self, manifest: BatchManifest) -> Result<BatchManifest, StoreError> {
         self.save_manifest(&manifest).await?;
         let batch_id = manifest.batch_id.as_str();
+        stream::iter(manifest.stack_manifests())
+            .map(|slice| async move { self.save_stack_manifest(&slice).await })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
         stream::iter(manifest.initial_states())
             .map(|state| async move { self.save_state(batch_id, &state).await })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<()>()
             .await?;
         Ok(manifest)
+    }
+
+    /// Saves a planned stack's slice of the manifest ([`BatchManifest::for_stack`]), the
+    /// one stack of its plan.
+    pub async fn save_stack_manifest(&self, slice: &BatchManifest) -> Result<(), StoreError> {
+        let Some(planned) = slice.plan.stacks.first() else {
+            return Ok(());
+        };
+        self.store
+            .put_json(
+                &keys::stack_manifest(&slice.batch_id, &planned.stack_name),
+                slice,
+            )
+            .await
+    }
+
+    /// What the steps of `stack` need of its batch's manifest: its slice, or, for a batch
+    /// saved before slices were, the whole manifest (it holds the stack too). No such
+    /// batch is [`StoreError::UnknownBatch`].
+    pub async fn stack_manifest(
+        &self,
+        batch_id: &str,
+        stack: &str,
+    ) -> Result<BatchManifest, StoreError> {
+        match self
+            .store
+            .get_json(&keys::stack_manifest(batch_id, stack))
+            .await?
+        {
+            Some(slice) => Ok(slice),
+            None => self.manifest(batch_id).await,
+        }
     }
 
     /// Saves the names of the stacks to refresh, in order, where the state machine's map
@@ -232,6 +270,46 @@ mod tests {
         assert_eq!(batches.latest().await.unwrap().as_deref(), Some("0000ffff"));
         assert!(matches!(
             batches.manifest("nope").await,
+            Err(StoreError::UnknownBatch(id)) if id == "nope"
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_step_reads_its_stacks_slice_or_the_whole_manifest_of_an_older_batch() {
+        let dir = std::env::temp_dir().join(format!("cascade-slices-{}", std::process::id()));
+        let store = Store::Local(dir.clone());
+        let batches = BatchStore::new(&store);
+        let mut plan = Plan::empty(vec![]);
+        plan.stacks = ["a", "b"]
+            .iter()
+            .map(|name| cascade_core::plan::StackPlan {
+                stack_name: name.to_string(),
+                stack_id: format!("id-{name}"),
+                strategy: cascade_core::plan::Strategy::Pin,
+                secrets: vec![],
+                resources: vec![],
+                closure: vec![],
+                outputs: vec![],
+                needs_placeholder: false,
+                actions: vec![],
+                references: vec![],
+                template_digest: String::new(),
+                notes: vec![],
+            })
+            .collect();
+        let manifest = batches
+            .start("b-slices", "cli", &[], StrategyChoice::Auto, plan)
+            .await
+            .unwrap();
+        let b = batches.stack_manifest("b-slices", "b").await.unwrap();
+        assert_eq!(Some(b), manifest.for_stack("b"));
+        // A batch saved before slices were: the whole manifest.
+        std::fs::remove_file(dir.join(keys::stack_manifest("b-slices", "a"))).unwrap();
+        let a = batches.stack_manifest("b-slices", "a").await.unwrap();
+        assert_eq!(a, manifest);
+        assert!(matches!(
+            batches.stack_manifest("nope", "a").await,
             Err(StoreError::UnknownBatch(id)) if id == "nope"
         ));
         let _ = std::fs::remove_dir_all(dir);

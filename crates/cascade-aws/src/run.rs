@@ -237,6 +237,9 @@ async fn replan(
             state.replanned(&plan);
             manifest.plan.stacks[index] = plan;
             refresher.batches().save_manifest(manifest).await?;
+            if let Some(slice) = manifest.for_stack(&state.stack_name) {
+                refresher.batches().save_stack_manifest(&slice).await?;
+            }
             return Ok(true);
         }
         Some(StackOutcome::Skip(skipped)) => skipped.reason,

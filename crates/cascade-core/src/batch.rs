@@ -14,7 +14,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Plan, StrategyChoice};
+use crate::plan::{Plan, StackPlan, StrategyChoice};
 use crate::refresh::StackState;
 use crate::report::{REPORT_SCHEMA_VERSION, Report, ReportSecret, Totals};
 use crate::restore::RestoreTarget;
@@ -84,6 +84,40 @@ impl BatchManifest {
         )
     }
 
+    /// The manifest as one stack's steps need it: the batch, its secrets and that stack's
+    /// plan alone (what Discover saves beside the manifest, [`keys::stack_manifest`], so
+    /// that a step reads a few hundred bytes, not the plan of every stack of the batch).
+    /// `None` when the stack is not in the plan.
+    pub fn for_stack(&self, stack: &str) -> Option<BatchManifest> {
+        let planned = self.plan.stacks.iter().find(|p| p.stack_name == stack)?;
+        Some(self.with_plan_of(planned))
+    }
+
+    /// Every planned stack's [`BatchManifest::for_stack`], in plan order.
+    pub fn stack_manifests(&self) -> impl Iterator<Item = BatchManifest> + '_ {
+        self.plan.stacks.iter().map(|p| self.with_plan_of(p))
+    }
+
+    fn with_plan_of(&self, planned: &StackPlan) -> BatchManifest {
+        BatchManifest {
+            schema_version: self.schema_version,
+            batch_id: self.batch_id.clone(),
+            execution: self.execution.clone(),
+            created_at: self.created_at,
+            secrets: self.secrets.clone(),
+            strategy: self.strategy,
+            plan: Plan {
+                schema_version: self.plan.schema_version,
+                secrets: self.plan.secrets.clone(),
+                stacks: vec![planned.clone()],
+                skipped: Vec::new(),
+                attention: Vec::new(),
+                notes: Vec::new(),
+            },
+            notes: Vec::new(),
+        }
+    }
+
     /// The initial state of every stack: planned ones to refresh, then those skipped.
     pub fn initial_states(&self) -> Vec<StackState> {
         self.plan
@@ -150,6 +184,11 @@ pub mod keys {
     /// map reads (its `ItemReader`), so no payload carries the list.
     pub fn map_items(batch: &str) -> String {
         format!("batches/{batch}/map-items.json")
+    }
+    /// One planned stack's slice of the manifest ([`super::BatchManifest::for_stack`]):
+    /// what its steps read.
+    pub fn stack_manifest(batch: &str, stack: &str) -> String {
+        format!("batches/{batch}/plans/{stack}.json")
     }
     /// Prefix of the stack states.
     pub fn states_prefix(batch: &str) -> String {
@@ -260,6 +299,42 @@ mod tests {
                 vec!["Fn".into()],
             )
         }
+    }
+
+    fn planned(name: &str) -> StackPlan {
+        StackPlan {
+            stack_name: name.into(),
+            stack_id: format!("id-{name}"),
+            strategy: Strategy::Pin,
+            secrets: vec!["prod/db".into()],
+            resources: vec!["Fn".into()],
+            closure: vec![],
+            outputs: vec![],
+            needs_placeholder: false,
+            actions: vec![],
+            references: vec![],
+            template_digest: format!("digest-{name}"),
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_stacks_slice_of_the_manifest_holds_the_batch_and_that_stack_alone() {
+        let mut whole = manifest();
+        whole.plan.stacks = (0..3).map(|i| planned(&format!("s{i}"))).collect();
+        whole.plan.notes = vec!["a note of the whole plan".into()];
+        whole.notes = vec!["a note of the batch".into()];
+        let slice = whole.for_stack("s1").unwrap();
+        assert_eq!(slice.plan.stacks, [planned("s1")]);
+        assert_eq!(
+            (&slice.batch_id, &slice.secrets, slice.strategy),
+            (&whole.batch_id, &whole.secrets, whole.strategy)
+        );
+        assert!(slice.plan.notes.is_empty() && slice.notes.is_empty());
+        assert_eq!(whole.for_stack("nope"), None);
+        let slices: Vec<BatchManifest> = whole.stack_manifests().collect();
+        assert_eq!(slices.len(), 3);
+        assert_eq!(slices[2], whole.for_stack("s2").unwrap());
     }
 
     #[test]

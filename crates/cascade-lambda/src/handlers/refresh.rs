@@ -90,7 +90,7 @@ pub async fn handle(
     let refresher = context.refresher();
     let batches = refresher.batches();
     let batch = event.batch_id.as_str();
-    let manifest = batches.manifest(batch).await?;
+    let manifest = batches.stack_manifest(batch, &event.stack).await?;
     let plan = manifest
         .plan
         .stacks
