@@ -13,10 +13,19 @@
 //!    message ids, with a deterministic input: after a crash before the delete, the
 //!    same messages come back, the same name is derived, and StartExecution's
 //!    idempotency (or `ExecutionAlreadyExists`) means no second run.
-//! 5. Only then delete the valid and the ignored messages.
+//!    Before the start, each ticket's event id is claimed in the application's bucket
+//!    ([`HANDED_OVER_PREFIX`], a marker object written only if absent): EventBridge
+//!    delivers an event at least once, and a redelivery later than the queue's 5-minute
+//!    deduplication window is a new message with the same event id. A ticket whose event
+//!    was claimed by another message is dropped (deleted with the batch's messages, its
+//!    ids logged); the same message coming back after a crash finds its own claim and
+//!    stays in its batch, so the batch is formed again under the same name. Two tickets
+//!    of one event in one receive count once.
+//! 5. Only then delete the valid, the ignored and the redelivered messages.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sfn::types::ExecutionStatus;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
@@ -25,6 +34,7 @@ use aws_sdk_sqs::types::{
 use cascade_core::intake::{
     Batch, ExecutionInput, RunOptions, Ticket, TicketParse, coalesce, execution_name, parse_ticket,
 };
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::clients::Clients;
@@ -34,6 +44,10 @@ use crate::error::AwsError;
 const SQS_BATCH: usize = 10;
 /// Long polling for one second: short polling may miss messages on a real queue.
 const RECEIVE_WAIT_SECONDS: i32 = 1;
+/// Where the gatekeeper remembers, in the application's bucket, the events it handed to an
+/// execution: one object per event id. template.yaml expires them after 2 days, longer
+/// than EventBridge's 24-hour retries.
+pub const HANDED_OVER_PREFIX: &str = "handed-over/";
 
 /// What the gatekeeper works on.
 #[derive(Debug, Clone)]
@@ -42,6 +56,9 @@ pub struct GatekeeperConfig {
     pub queue_url: String,
     /// The Secret Cascade state machine.
     pub state_machine_arn: String,
+    /// The application's bucket, where the event ids handed to an execution are kept
+    /// (under [`HANDED_OVER_PREFIX`]).
+    pub bucket: String,
     /// How the executions it starts run.
     pub options: RunOptions,
     /// How long received messages stay hidden from other consumers (seconds); longer
@@ -70,10 +87,12 @@ pub enum GateOutcome {
         batch_id: String,
         /// Valid tickets in the batch.
         tickets: usize,
-        /// Messages deleted (valid and ignored ones).
+        /// Messages deleted (valid, ignored and redelivered ones).
         deleted: usize,
         /// Invalid messages left for the dead-letter queue.
         invalid: usize,
+        /// Redelivered tickets dropped: their event was already handed over.
+        redelivered: usize,
     },
     /// The execution for these tickets already existed (started by an earlier attempt
     /// that stopped before deleting them); the messages were deleted.
@@ -84,23 +103,27 @@ pub enum GateOutcome {
         batch_id: String,
         /// Valid tickets in the batch.
         tickets: usize,
-        /// Messages deleted (valid and ignored ones).
+        /// Messages deleted (valid, ignored and redelivered ones).
         deleted: usize,
         /// Invalid messages left for the dead-letter queue.
         invalid: usize,
+        /// Redelivered tickets dropped: their event was already handed over.
+        redelivered: usize,
     },
     /// Only invalid messages came: nothing to start.
     OnlyInvalid {
         /// Invalid messages left for the dead-letter queue.
         invalid: usize,
     },
-    /// Only ignored (and maybe invalid) messages came: the ignored ones were deleted,
+    /// Only ignored or redelivered (and maybe invalid) messages came: those were deleted,
     /// nothing was started.
     NothingToStart {
-        /// Ignored messages deleted.
+        /// Ignored and redelivered messages deleted.
         deleted: usize,
         /// Invalid messages left for the dead-letter queue.
         invalid: usize,
+        /// Redelivered tickets dropped: their event was already handed over.
+        redelivered: usize,
     },
 }
 
@@ -120,9 +143,10 @@ impl std::fmt::Display for GateOutcome {
                 tickets,
                 deleted,
                 invalid,
+                redelivered,
             } => write!(
                 f,
-                "Started {execution_arn}: batch {batch_id}, {tickets} tickets, {deleted} messages deleted, {invalid} invalid"
+                "Started {execution_arn}: batch {batch_id}, {tickets} tickets, {deleted} messages deleted, {invalid} invalid, {redelivered} redelivered dropped"
             ),
             GateOutcome::AlreadyStarted {
                 execution_arn,
@@ -130,17 +154,22 @@ impl std::fmt::Display for GateOutcome {
                 tickets,
                 deleted,
                 invalid,
+                redelivered,
             } => write!(
                 f,
-                "AlreadyStarted {execution_arn}: batch {batch_id}, {tickets} tickets, {deleted} messages deleted, {invalid} invalid"
+                "AlreadyStarted {execution_arn}: batch {batch_id}, {tickets} tickets, {deleted} messages deleted, {invalid} invalid, {redelivered} redelivered dropped"
             ),
             GateOutcome::OnlyInvalid { invalid } => write!(
                 f,
                 "OnlyInvalid: {invalid} invalid messages left for the dead-letter queue"
             ),
-            GateOutcome::NothingToStart { deleted, invalid } => write!(
+            GateOutcome::NothingToStart {
+                deleted,
+                invalid,
+                redelivered,
+            } => write!(
                 f,
-                "NothingToStart: {deleted} ignored messages deleted, {invalid} invalid"
+                "NothingToStart: {deleted} ignored or redelivered messages deleted, {invalid} invalid, {redelivered} redelivered dropped"
             ),
         }
     }
@@ -174,6 +203,17 @@ pub enum GateError {
         /// What AWS said.
         cause: AwsError,
     },
+    /// Could not claim an event id in the bucket (nothing was started); the messages
+    /// come back after their visibility timeout and the next invocation tries again.
+    #[error("cannot record the hand-over of event ids in s3://{bucket}/{key}: {cause}")]
+    HandOver {
+        /// The bucket.
+        bucket: String,
+        /// The marker's key.
+        key: String,
+        /// What AWS said.
+        cause: AwsError,
+    },
     /// Could not delete ignored messages (nothing was started); they come back.
     #[error("cannot delete ignored messages from {queue_url}: {cause}")]
     DeleteIgnored {
@@ -200,6 +240,7 @@ impl GateError {
             GateError::ListExecutions { cause, .. }
             | GateError::Receive { cause, .. }
             | GateError::Start { cause, .. }
+            | GateError::HandOver { cause, .. }
             | GateError::DeleteIgnored { cause, .. }
             | GateError::Delete { cause, .. } => cause,
         }
@@ -246,37 +287,50 @@ pub async fn run_gatekeeper(
 
     let intake = receive_tickets(clients, config).await?;
     let invalid = intake.invalid.len();
-    if intake.tickets.is_empty() {
-        if intake.handled.is_empty() {
-            return Ok(if invalid == 0 {
-                info!("no tickets");
-                GateOutcome::Idle
-            } else {
-                warn!(invalid, "only invalid messages: nothing to start");
-                GateOutcome::OnlyInvalid { invalid }
-            });
+    if intake.tickets.is_empty() && intake.handled.is_empty() {
+        return Ok(if invalid == 0 {
+            info!("no tickets");
+            GateOutcome::Idle
+        } else {
+            warn!(invalid, "only invalid messages: nothing to start");
+            GateOutcome::OnlyInvalid { invalid }
+        });
+    }
+
+    let mut fresh = Vec::new();
+    let mut redelivered = 0;
+    if !intake.tickets.is_empty() {
+        // Another gatekeeper may have started an execution and deleted its messages
+        // between our first look and our receive: look again before starting a second one.
+        let running = running_executions(clients, &config.state_machine_arn).await?;
+        if !running.is_empty() {
+            info!(running = ?running, "an execution started meanwhile: tickets released");
+            release_messages(clients, &config.queue_url, &intake.handled).await;
+            return Ok(GateOutcome::Busy { running });
         }
+        (fresh, redelivered) = drop_redeliveries(clients, &config.bucket, intake.tickets).await?;
+    }
+
+    if fresh.is_empty() {
         let deleted = delete_messages(clients, &config.queue_url, &intake.handled)
             .await
             .map_err(|cause| GateError::DeleteIgnored {
                 queue_url: config.queue_url.clone(),
                 cause,
             })?;
-        info!(deleted, invalid, "only ignored messages: nothing to start");
-        return Ok(GateOutcome::NothingToStart { deleted, invalid });
+        info!(
+            deleted,
+            invalid, redelivered, "only ignored or redelivered messages: nothing to start"
+        );
+        return Ok(GateOutcome::NothingToStart {
+            deleted,
+            invalid,
+            redelivered,
+        });
     }
 
-    // Another gatekeeper may have started an execution and deleted its messages between
-    // our first look and our receive: look again before starting a second one.
-    let running = running_executions(clients, &config.state_machine_arn).await?;
-    if !running.is_empty() {
-        info!(running = ?running, "an execution started meanwhile: tickets released");
-        release_messages(clients, &config.queue_url, &intake.handled).await;
-        return Ok(GateOutcome::Busy { running });
-    }
-
-    let tickets = intake.tickets.len();
-    let batch = coalesce(intake.tickets);
+    let tickets = fresh.len();
+    let batch = coalesce(fresh);
     let started =
         start_batch_execution(clients, &config.state_machine_arn, &batch, &config.options).await?;
     let execution_arn = match &started {
@@ -295,6 +349,7 @@ pub async fn run_gatekeeper(
         secrets = batch.secrets.len(),
         deleted,
         invalid,
+        redelivered,
         "tickets handed to the execution"
     );
     let batch_id = batch.batch_id;
@@ -305,6 +360,7 @@ pub async fn run_gatekeeper(
             tickets,
             deleted,
             invalid,
+            redelivered,
         },
         StartOutcome::AlreadyExists(_) => GateOutcome::AlreadyStarted {
             execution_arn,
@@ -312,7 +368,160 @@ pub async fn run_gatekeeper(
             tickets,
             deleted,
             invalid,
+            redelivered,
         },
+    })
+}
+
+/// What the marker of an event handed over says: which message brought it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct HandedOver {
+    event_id: String,
+    message_id: String,
+}
+
+/// Whose an event's claim is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Claim {
+    /// This message's (written now, or by an earlier attempt on the same message).
+    Ours,
+    /// Another message's: this one is a redelivery of an event already handed over.
+    Theirs(String),
+}
+
+/// The key of an event's marker: the event id itself when it is made of the characters
+/// of EventBridge's and SQS's ids, else its SHA-256.
+pub fn handed_over_key(event_id: &str) -> String {
+    let plain = !event_id.is_empty()
+        && event_id.len() <= 128
+        && event_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !event_id.starts_with('.');
+    if plain {
+        format!("{HANDED_OVER_PREFIX}{event_id}.json")
+    } else {
+        format!(
+            "{HANDED_OVER_PREFIX}sha256-{}.json",
+            cascade_core::digest::sha256_hex(event_id)
+        )
+    }
+}
+
+/// Keeps one ticket per event (the lowest message id) and, of those, the ones whose event
+/// no other message handed over; returns them and how many were dropped. Each kept
+/// ticket's event is claimed by its message before the start.
+async fn drop_redeliveries(
+    clients: &Clients,
+    bucket: &str,
+    mut tickets: Vec<(String, Ticket)>,
+) -> Result<(Vec<(String, Ticket)>, usize), GateError> {
+    tickets.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut by_event: BTreeMap<String, (String, Ticket)> = BTreeMap::new();
+    let mut dropped = 0;
+    for (message_id, ticket) in tickets {
+        if let Some((first, _)) = by_event.get(&ticket.event_id) {
+            info!(
+                event_id = %ticket.event_id,
+                message_id = %message_id,
+                first_message_id = %first,
+                "the same event twice in one receive: counted once"
+            );
+            dropped += 1;
+            continue;
+        }
+        by_event.insert(ticket.event_id.clone(), (message_id, ticket));
+    }
+    let claims = by_event
+        .into_values()
+        .map(|(message_id, ticket)| async move {
+            let claim = claim_event(clients, bucket, &ticket.event_id, &message_id).await;
+            (message_id, ticket, claim)
+        });
+    let mut fresh = Vec::new();
+    for (message_id, ticket, claim) in futures::future::join_all(claims).await {
+        match claim? {
+            Claim::Ours => fresh.push((message_id, ticket)),
+            Claim::Theirs(earlier) => {
+                info!(
+                    event_id = %ticket.event_id,
+                    message_id = %message_id,
+                    handed_over_by = %earlier,
+                    "event already handed over to an execution: redelivery dropped"
+                );
+                dropped += 1;
+            }
+        }
+    }
+    fresh.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((fresh, dropped))
+}
+
+/// Claims an event for a message: writes its marker only if there is none
+/// (`If-None-Match: *`), else reads whose it is.
+async fn claim_event(
+    clients: &Clients,
+    bucket: &str,
+    event_id: &str,
+    message_id: &str,
+) -> Result<Claim, GateError> {
+    let key = handed_over_key(event_id);
+    let error = |cause| GateError::HandOver {
+        bucket: bucket.to_string(),
+        key: key.clone(),
+        cause,
+    };
+    let marker = HandedOver {
+        event_id: event_id.to_string(),
+        message_id: message_id.to_string(),
+    };
+    let body = serde_json::to_vec(&marker).expect("two strings serialise");
+    let put = clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .if_none_match("*")
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await;
+    match put {
+        Ok(_) => return Ok(Claim::Ours),
+        Err(e)
+            if e.raw_response().map(|r| r.status().as_u16()) == Some(412)
+                || aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                    == Some("PreconditionFailed") => {}
+        Err(e) => return Err(error(AwsError::call("s3:PutObject", e))),
+    }
+    let got = clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| error(AwsError::call("s3:GetObject", e)))?;
+    let bytes = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| {
+            error(AwsError::other(
+                "s3:GetObject",
+                crate::error::ErrorKind::Unavailable,
+                e.to_string(),
+            ))
+        })?
+        .into_bytes();
+    Ok(match serde_json::from_slice::<HandedOver>(&bytes) {
+        Ok(earlier) if earlier.message_id != message_id => Claim::Theirs(earlier.message_id),
+        Ok(_) => Claim::Ours,
+        Err(parse) => {
+            // Better a second run than a lost change.
+            warn!(key = %key, error = %parse, "unreadable hand-over marker: the ticket is kept");
+            Claim::Ours
+        }
     })
 }
 
@@ -565,6 +774,20 @@ fn failed_message_id<'a>(chunk: &'a [Held], entry_id: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_marker_key_is_the_event_id_or_its_digest() {
+        assert_eq!(
+            handed_over_key("4bd5e5c4-0d3b-7f35-a2d5-29e2cbd2a8b5"),
+            "handed-over/4bd5e5c4-0d3b-7f35-a2d5-29e2cbd2a8b5.json"
+        );
+        for odd in ["", "../x", "a/b", ".hidden", &"e".repeat(129)] {
+            let key = handed_over_key(odd);
+            assert!(key.starts_with("handed-over/sha256-"), "{odd:?}: {key}");
+            assert_eq!(key.len(), "handed-over/sha256-".len() + 64 + ".json".len());
+        }
+        assert_ne!(handed_over_key("a/b"), handed_over_key("a_b"));
+    }
 
     #[test]
     fn execution_arn_of_a_standard_workflow() {

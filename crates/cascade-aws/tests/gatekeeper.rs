@@ -1,6 +1,8 @@
 //! The gatekeeper against the local stack: one execution at a time, no second run after
 //! a crash between start and delete, coalescing, poison messages, concurrent
-//! invocations, and a native Secrets Manager event through EventBridge.
+//! invocations, and a native Secrets Manager event through EventBridge; the same event
+//! delivered twice (in one batch, and again after its batch started), many rounds of 8
+//! concurrent gatekeepers, and an execution that fails outright.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use cascade_tests::{ACCOUNT, LocalStack, REGION};
 use serde_json::json;
 
 const GROUP: &str = "cascade";
+const BUCKET: &str = "cascade-state";
 const ROLE: &str = "arn:aws:iam::123456789012:role/cascade-states";
 
 /// A local stack with the ticket queue, its dead-letter queue and a state machine whose
@@ -35,6 +38,18 @@ struct Fixture {
 
 impl Fixture {
     async fn new(hold_seconds: u32) -> Fixture {
+        Fixture::with_definition(json!({
+            "StartAt": "Hold",
+            "States": {
+                "Hold": {"Type": "Wait", "Seconds": hold_seconds, "Next": "Done"},
+                "Done": {"Type": "Succeed"}
+            }
+        }))
+        .await
+    }
+
+    /// The same, with a state machine of this definition.
+    async fn with_definition(definition: serde_json::Value) -> Fixture {
         let local = tokio::task::spawn_blocking(LocalStack::start)
             .await
             .unwrap()
@@ -55,14 +70,14 @@ impl Fixture {
         )
         .await;
         let queue_arn = queue_arn(sqs, &queue_url).await;
+        clients
+            .s3
+            .create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
 
-        let definition = json!({
-            "StartAt": "Hold",
-            "States": {
-                "Hold": {"Type": "Wait", "Seconds": hold_seconds, "Next": "Done"},
-                "Done": {"Type": "Succeed"}
-            }
-        });
         let state_machine_arn = clients
             .sfn
             .create_state_machine()
@@ -78,6 +93,7 @@ impl Fixture {
         let config = GatekeeperConfig {
             queue_url: queue_url.clone(),
             state_machine_arn,
+            bucket: BUCKET.to_string(),
             options: RunOptions {
                 strategy: StrategyChoice::Auto,
                 poll_seconds: 5,
@@ -141,17 +157,53 @@ impl Fixture {
 
     /// Every execution of the state machine, any status.
     async fn executions(&self) -> Vec<String> {
-        self.clients
+        let mut arns = Vec::new();
+        let mut pages = self
+            .clients
             .sfn
             .list_executions()
             .state_machine_arn(&self.config.state_machine_arn)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            arns.extend(
+                page.unwrap()
+                    .executions()
+                    .iter()
+                    .map(|e| e.execution_arn().to_string()),
+            );
+        }
+        arns
+    }
+
+    /// Sends a body with its own deduplication id: a redelivery later than the queue's
+    /// 5-minute deduplication window is a new message; returns its message id.
+    async fn send_again(&self, body: &str, dedup: &str) -> String {
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_group_id(GROUP)
+            .message_deduplication_id(dedup)
+            .message_body(body)
             .send()
             .await
             .unwrap()
-            .executions()
-            .iter()
-            .map(|e| e.execution_arn().to_string())
-            .collect()
+            .message_id()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn status_of(&self, execution_arn: &str) -> ExecutionStatus {
+        self.clients
+            .sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .clone()
     }
 
     async fn input_of(&self, execution_arn: &str) -> String {
@@ -167,22 +219,20 @@ impl Fixture {
             .to_string()
     }
 
-    /// Polls until the execution is no longer RUNNING (bounded).
+    /// Polls until the execution is no longer RUNNING (bounded); it must have succeeded.
     async fn wait_until_finished(&self, execution_arn: &str) {
+        assert_eq!(
+            self.wait_until_ended(execution_arn).await,
+            ExecutionStatus::Succeeded
+        );
+    }
+
+    /// Polls until the execution is no longer RUNNING (bounded); its status.
+    async fn wait_until_ended(&self, execution_arn: &str) -> ExecutionStatus {
         for _ in 0..600 {
-            let status = self
-                .clients
-                .sfn
-                .describe_execution()
-                .execution_arn(execution_arn)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .clone();
+            let status = self.status_of(execution_arn).await;
             if status != ExecutionStatus::Running {
-                assert_eq!(status, ExecutionStatus::Succeeded);
-                return;
+                return status;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -369,13 +419,14 @@ async fn a_crash_between_start_and_delete_does_not_run_the_batch_twice() {
         tickets,
         deleted,
         invalid,
+        redelivered,
     } = outcome
     else {
         panic!("expected AlreadyStarted, got {outcome:?}");
     };
     assert_eq!(execution_arn, first_arn);
     assert_eq!(batch_id, batch.batch_id);
-    assert_eq!((tickets, deleted, invalid), (3, 3, 0));
+    assert_eq!((tickets, deleted, invalid, redelivered), (3, 3, 0, 0));
     assert_eq!(f.executions().await, vec![first_arn]);
     assert_eq!(f.counts(&f.queue_url).await, (0, 0));
 }
@@ -600,4 +651,215 @@ async fn a_run_of_poison_messages_at_the_head_is_drained_in_one_invocation() {
     assert_eq!((tickets, deleted, invalid), (2, 2, 10));
     assert_eq!(f.counts(&f.queue_url).await, (0, 0));
     assert_eq!(f.counts(&f.dlq_url).await, (10, 0));
+}
+
+/// The message ids of a batch's tickets are not in its input; the event ids are.
+async fn event_ids_of(f: &Fixture, execution_arn: &str) -> Vec<String> {
+    let input: ExecutionInput = serde_json::from_str(&f.input_of(execution_arn).await).unwrap();
+    input.tickets.into_iter().map(|t| t.event_id).collect()
+}
+
+#[tokio::test]
+async fn the_same_event_twice_in_one_batch_names_the_secret_once() {
+    let f = Fixture::new(1).await;
+    let event = native_event("app/db", "e-twice");
+    f.send(&event).await;
+    // EventBridge's second delivery, past the queue's deduplication: a second message.
+    f.send_again(&event, "second-delivery").await;
+    f.send(&native_event("app/api", "e-other")).await;
+
+    let outcome = f.gate().await;
+    let GateOutcome::Started {
+        execution_arn,
+        tickets,
+        deleted,
+        invalid,
+        redelivered,
+        ..
+    } = outcome
+    else {
+        panic!("expected Started, got {outcome:?}");
+    };
+    assert_eq!((tickets, deleted, invalid, redelivered), (2, 3, 0, 1));
+    assert_eq!(f.executions().await, vec![execution_arn.clone()]);
+    assert_eq!(
+        f.counts(&f.queue_url).await,
+        (0, 0),
+        "the duplicate is deleted"
+    );
+    let input: ExecutionInput = serde_json::from_str(&f.input_of(&execution_arn).await).unwrap();
+    assert_eq!(
+        input.secrets,
+        vec![secret_arn("app/api"), secret_arn("app/db")]
+    );
+    let mut events = event_ids_of(&f, &execution_arn).await;
+    events.sort();
+    assert_eq!(events, vec!["e-other", "e-twice"], "each event once");
+    assert_eq!(
+        input.stacks, None,
+        "every dependent stack, each once (discovery's set)"
+    );
+}
+
+#[tokio::test]
+async fn an_event_delivered_again_after_its_batch_started_is_dropped() {
+    let f = Fixture::new(1).await;
+    let event = native_event("app/db", "e-late");
+    let first_message = f.send(&event).await;
+    let (first, tickets, _, _) = started(&f.gate().await);
+    assert_eq!(tickets, 1);
+    f.wait_until_finished(&first).await;
+
+    // Hours later, within EventBridge's 24 h of retries: the same event, a new message,
+    // beside a change that is new.
+    f.send_again(&event, "redelivery").await;
+    f.send(&native_event("app/api", "e-new")).await;
+    let outcome = f.gate().await;
+    let GateOutcome::Started {
+        execution_arn: second,
+        tickets,
+        deleted,
+        redelivered,
+        ..
+    } = outcome
+    else {
+        panic!("expected Started, got {outcome:?}");
+    };
+    assert_eq!((tickets, deleted, redelivered), (1, 2, 1));
+    assert_eq!(event_ids_of(&f, &second).await, vec!["e-new"]);
+    f.wait_until_finished(&second).await;
+
+    // Alone, it starts nothing at all.
+    f.send_again(&event, "third-delivery").await;
+    assert_eq!(
+        f.gate().await,
+        GateOutcome::NothingToStart {
+            deleted: 1,
+            invalid: 0,
+            redelivered: 1
+        }
+    );
+    assert_eq!(f.counts(&f.queue_url).await, (0, 0));
+    assert_eq!(f.executions().await.len(), 2);
+
+    // The marker names the message that handed the event over, and nothing else.
+    let marker = f
+        .clients
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(cascade_aws::gatekeeper::handed_over_key("e-late"))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let marker: serde_json::Value = serde_json::from_slice(&marker).unwrap();
+    assert_eq!(
+        marker,
+        json!({"event_id": "e-late", "message_id": first_message})
+    );
+}
+
+#[tokio::test]
+async fn eight_gatekeepers_over_twenty_rounds_hand_every_ticket_to_exactly_one_execution() {
+    const ROUNDS: usize = 20;
+    const GATEKEEPERS: u64 = 8;
+    let f = Fixture::new(0).await;
+    let mut sent: BTreeMap<String, usize> = BTreeMap::new();
+    let mut starts = 0;
+    for round in 0..ROUNDS {
+        // 1 to 13 tickets: some rounds need two batches (ten messages a receive).
+        let count = 1 + (round * 7) % 13;
+        for i in 0..count {
+            let event_id = format!("r{round}-e{i}");
+            f.send(&native_event(&format!("app/s{}", i % 5), &event_id))
+                .await;
+            sent.insert(event_id, round);
+        }
+        // Waves of 8 concurrent gatekeepers until the round's tickets are all taken.
+        let mut waves = 0;
+        while f.counts(&f.queue_url).await != (0, 0) {
+            waves += 1;
+            assert!(waves <= 40, "round {round}: tickets left after 40 waves");
+            let runs = (0..GATEKEEPERS).map(|i| {
+                let (clients, config) = (f.clients.clone(), f.config.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(i * 5)).await;
+                    run_gatekeeper(&clients, &config).await
+                })
+            });
+            for outcome in futures::future::join_all(runs).await {
+                match outcome.unwrap().unwrap() {
+                    GateOutcome::Started {
+                        tickets,
+                        deleted,
+                        invalid,
+                        redelivered,
+                        ..
+                    } => {
+                        assert_eq!((deleted, invalid, redelivered), (tickets, 0, 0));
+                        starts += 1;
+                    }
+                    GateOutcome::Idle | GateOutcome::Busy { .. } => {}
+                    other => panic!("round {round}: {other:?}"),
+                }
+            }
+        }
+        // Let the last execution end before the next round's tickets.
+        for arn in f.executions().await {
+            f.wait_until_finished(&arn).await;
+        }
+    }
+
+    let executions = f.executions().await;
+    assert_eq!(executions.len(), starts, "one execution per batch started");
+    let mut handed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for arn in &executions {
+        let events = event_ids_of(&f, arn).await;
+        assert!(
+            !events.is_empty() && events.len() <= 10,
+            "{arn}: {events:?}"
+        );
+        for event in events {
+            handed.entry(event).or_default().push(arn.clone());
+        }
+    }
+    let twice: Vec<_> = handed.iter().filter(|(_, arns)| arns.len() > 1).collect();
+    assert!(twice.is_empty(), "tickets in two executions: {twice:?}");
+    let lost: Vec<_> = sent.keys().filter(|e| !handed.contains_key(*e)).collect();
+    assert!(lost.is_empty(), "tickets lost: {lost:?}");
+    assert_eq!(handed.len(), sent.len(), "no ticket that was not sent");
+    assert_eq!(f.counts(&f.queue_url).await, (0, 0));
+    assert_eq!(f.counts(&f.dlq_url).await, (0, 0));
+}
+
+#[tokio::test]
+async fn after_an_execution_fails_outright_the_next_tick_starts_the_next_batch() {
+    // A step that fails beyond any Catch: the execution ends FAILED.
+    let f = Fixture::with_definition(json!({
+        "StartAt": "Hold",
+        "States": {
+            "Hold": {"Type": "Wait", "Seconds": 1, "Next": "Broken"},
+            "Broken": {"Type": "Fail", "Error": "States.TaskFailed", "Cause": "forced"}
+        }
+    }))
+    .await;
+    f.send(&native_event("app/db", "e-failed")).await;
+    let (failed, _, _, _) = started(&f.gate().await);
+    // While it runs, the next tickets wait.
+    f.send(&native_event("app/api", "e-next")).await;
+    assert!(matches!(f.gate().await, GateOutcome::Busy { .. }));
+    assert_eq!(f.wait_until_ended(&failed).await, ExecutionStatus::Failed);
+
+    let (next, tickets, _, _) = started(&f.gate().await);
+    assert_ne!(next, failed);
+    assert_eq!(tickets, 1);
+    assert_eq!(event_ids_of(&f, &next).await, vec!["e-next"]);
+    // The failed batch's tickets are not handed over again.
+    assert_eq!(f.counts(&f.queue_url).await, (0, 0));
+    assert_eq!(f.executions().await.len(), 2);
 }

@@ -197,6 +197,7 @@ impl FromEnv for GatekeeperConfig {
     fn read(env: &Env<'_>) -> Result<Self, HandlerError> {
         let queue_url = env.required("CASCADE_QUEUE_URL")?;
         let state_machine_arn = env.required("CASCADE_STATE_MACHINE_ARN")?;
+        let bucket = env.required("CASCADE_BUCKET")?;
         let mut options = RunOptions::default();
         if let Some(strategy) = env.optional("CASCADE_STRATEGY") {
             options.strategy = strategy.parse::<StrategyChoice>().map_err(|e| {
@@ -212,6 +213,7 @@ impl FromEnv for GatekeeperConfig {
         Ok(GatekeeperConfig {
             queue_url,
             state_machine_arn,
+            bucket,
             options,
             visibility_timeout_seconds: VISIBILITY_TIMEOUT_SECONDS,
             max_receive_rounds: MAX_RECEIVE_ROUNDS,
@@ -389,10 +391,18 @@ mod tests {
         let base = [
             ("CASCADE_QUEUE_URL", "q"),
             ("CASCADE_STATE_MACHINE_ARN", "sm"),
+            ("CASCADE_BUCKET", "b"),
         ];
+        assert!(
+            GatekeeperConfig::from_lookup(lookup(&[base[0], base[1]]))
+                .unwrap_err()
+                .message
+                .contains("CASCADE_BUCKET")
+        );
         let c = GatekeeperConfig::from_lookup(lookup(&[
             base[0],
             base[1],
+            base[2],
             ("CASCADE_STRATEGY", "pin"),
             ("CASCADE_POLL_SECONDS", "15"),
         ]))
@@ -403,6 +413,7 @@ mod tests {
             GatekeeperConfig::from_lookup(lookup(&[
                 base[0],
                 base[1],
+                base[2],
                 ("CASCADE_STRATEGY", "fast")
             ]))
             .is_err()
@@ -411,6 +422,7 @@ mod tests {
             GatekeeperConfig::from_lookup(lookup(&[
                 base[0],
                 base[1],
+                base[2],
                 ("CASCADE_POLL_SECONDS", "soon")
             ]))
             .is_err()
