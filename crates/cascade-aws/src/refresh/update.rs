@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudformation::types::{Capability, Parameter, Stack};
 use cascade_core::batch::SavedOriginal;
 use cascade_core::change_set::{ChangeSetState, Intent, Verdict, verdict};
-use cascade_core::refresh::{MAX_TEMPLATE_BODY_BYTES, StackState, UpdateAnswer, UpdateStep};
+use cascade_core::refresh::{
+    MAX_TEMPLATE_BODY_BYTES, StackState, UpdateAnswer, UpdateStep, check_template_size,
+};
 use jiff::Timestamp;
 use serde_json::Value;
 use tracing::{info, warn};
@@ -237,6 +239,9 @@ impl Refresher {
         &self,
         request: &UpdateRequest<'_>,
     ) -> Result<Result<TemplateSource, String>, StepError> {
+        if let Err(too_large) = check_template_size(&request.body) {
+            return Ok(Err(too_large.to_string()));
+        }
         if request.body.len() <= MAX_TEMPLATE_BODY_BYTES {
             return Ok(Ok(TemplateSource::Body(request.body.clone())));
         }

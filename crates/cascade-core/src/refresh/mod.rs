@@ -17,8 +17,8 @@ pub use rollout::{DeploymentView, Rollout, rollout_of};
 pub use state::{Observation, Settled, StackState, Step, UpdateAnswer, update_timed_out};
 pub use status::{Look, UpdateProgress};
 pub use template::{
-    MAX_TEMPLATE_BODY_BYTES, PLACEHOLDER_ID, Pin, RefreshError, pinned_template, removal_template,
-    repinned_template,
+    MAX_TEMPLATE_BODY_BYTES, MAX_TEMPLATE_BYTES, PLACEHOLDER_ID, Pin, RefreshError,
+    check_template_size, pinned_template, removal_template, repinned_template,
 };
 pub use token::{
     UpdateStep, change_set_name, client_request_token, manual_restore_change_set_name,

@@ -21,9 +21,36 @@ pub const PLACEHOLDER_ID: &str = "SecretCascadePlaceholder";
 /// through S3 (`TemplateURL`).
 pub const MAX_TEMPLATE_BODY_BYTES: usize = 51_200;
 
+/// The largest template CloudFormation takes at all (through S3, `TemplateURL`): 1 MB.
+pub const MAX_TEMPLATE_BYTES: usize = 1_000_000;
+
+/// Whether CloudFormation can take `body` as a template, checked before anything is sent:
+/// a template at the limit grows when pins are written into it or when YAML is sent as
+/// JSON.
+///
+/// # Errors
+/// [`RefreshError::TooLarge`] over [`MAX_TEMPLATE_BYTES`].
+pub fn check_template_size(body: &str) -> Result<(), RefreshError> {
+    if body.len() > MAX_TEMPLATE_BYTES {
+        Err(RefreshError::TooLarge { bytes: body.len() })
+    } else {
+        Ok(())
+    }
+}
+
 /// Why a refresh template could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefreshError {
+    /// The template of an update is over CloudFormation's 1 MB limit.
+    #[error(
+        "the template of this update is {bytes} bytes, over CloudFormation's limit of \
+         {MAX_TEMPLATE_BYTES} bytes (1 MB, through S3): make the stack's template smaller \
+         (nested stacks; code and policies kept out of line), or refresh the stack by hand"
+    )]
+    TooLarge {
+        /// The template's size.
+        bytes: usize,
+    },
     /// The secret's current version id is not known, so nothing can be pinned to it.
     #[error("the current version id of secret {0} is not known: cannot pin")]
     NoVersion(String),

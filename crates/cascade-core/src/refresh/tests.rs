@@ -395,3 +395,36 @@ fn recreate_restores_secret_cascades_own_pins_at_the_new_version() {
     assert_eq!(&same, plain.template.as_ref().unwrap());
     assert!(pins.is_empty());
 }
+
+/// A template at CloudFormation's 1 MB limit that a pin makes longer is refused before
+/// anything is sent, with an error that says what to do (issue 12, part 4).
+#[test]
+fn a_template_over_the_1_mb_limit_is_a_named_error() {
+    let at_limit = "x".repeat(MAX_TEMPLATE_BYTES);
+    assert_eq!(check_template_size(&at_limit), Ok(()));
+    assert_eq!(check_template_size("{}"), Ok(()));
+    let mut template = database(json!(
+        "{{resolve:secretsmanager:prod/db:SecretString:password}}"
+    ));
+    let filler =
+        MAX_TEMPLATE_BYTES - template.to_string().len() - r#","Metadata":{"Filler":""}"#.len();
+    template["Metadata"] = json!({"Filler": "f".repeat(filler)});
+    let original = template.to_string();
+    assert_eq!(original.len(), MAX_TEMPLATE_BYTES);
+    assert_eq!(check_template_size(&original), Ok(()));
+    let (pinned, pins) = pin(template, "v2-new");
+    assert_eq!(pins.len(), 1);
+    let body = pinned.to_string();
+    let e = check_template_size(&body).unwrap_err();
+    assert_eq!(e, RefreshError::TooLarge { bytes: body.len() });
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!("{} bytes", body.len())),
+        "{message}"
+    );
+    assert!(message.contains("1000000 bytes (1 MB"), "{message}");
+    assert!(
+        message.contains("make the stack's template smaller"),
+        "{message}"
+    );
+}
