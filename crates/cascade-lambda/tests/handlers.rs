@@ -125,6 +125,73 @@ async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() 
     assert_eq!(report["secrets"][0]["name"], "prod/db");
 }
 
+/// A ticket naming a secret by the ARN of another partition, account or region than the
+/// execution's is skipped with that reason, before any call; the batch goes on with the
+/// others (issue 12, part 4).
+#[tokio::test]
+async fn a_ticket_for_a_secret_of_another_account_partition_or_region_is_skipped_by_name() {
+    let local = LocalStack::start().unwrap();
+    let clients = account(&local, &["app"]).await;
+    let execution = "arn:aws:states:us-east-1:123456789012:execution:sm:b-foreign";
+    let foreign = [
+        "arn:aws:secretsmanager:us-east-1:999999999999:secret:prod/db-AbCdEf",
+        "arn:aws-cn:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db",
+    ];
+    let mut secrets = vec!["prod/db"];
+    secrets.extend(foreign);
+    let input = json!({
+        "batch_id": "b-foreign", "tickets": [], "secrets": secrets, "stacks": null,
+        "options": {"strategy": "auto", "poll_seconds": 7}
+    });
+    let discovered = handle(
+        &context(Function::Discover, "reports", &clients),
+        json!({"execution": execution, "input": input}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(discovered["stack_count"], 1, "{discovered}");
+    assert_eq!(map_items(&clients, "b-foreign").await, ["app"]);
+
+    let reported = handle(
+        &context(Function::Report, "reports", &clients),
+        json!({"execution": execution, "input": {"batch_id": "b-foreign", "discovery": discovered}}),
+    )
+    .await
+    .unwrap();
+    let body = clients
+        .s3
+        .get_object()
+        .bucket("reports")
+        .key(reported["report_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+    let notes: Vec<&str> = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    for ((arn, note), (what, theirs, ours)) in foreign.iter().zip(&notes).zip([
+        ("account", "999999999999", "123456789012"),
+        ("partition", "aws-cn", "aws"),
+        ("region", "eu-west-1", "us-east-1"),
+    ]) {
+        assert!(
+            note.starts_with(&format!(
+                "skipped secret {arn}: secret `{arn}` is in {what} {theirs}, not {ours}:"
+            )),
+            "{note}"
+        );
+    }
+    assert_eq!(report["secrets"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["secrets"][0]["name"], "prod/db");
+}
+
 #[tokio::test]
 async fn a_bad_event_is_named_invalid_input() {
     let local = LocalStack::start().unwrap();

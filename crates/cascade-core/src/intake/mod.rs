@@ -11,7 +11,9 @@
 //! - `time.rs`: when the change happened (RFC 3339 text or epoch seconds), as a
 //!   [`jiff::Timestamp`];
 //! - `fields.rs` reads the fields of an untrusted JSON object, and `error.rs` says why a
-//!   message is not a ticket ([`TicketError`]).
+//!   message is not a ticket ([`TicketError`]);
+//! - `foreign.rs`: a ticket's secret in another partition, account or region than the
+//!   application ([`foreign_secret`]), skipped by discovery with that reason.
 //!
 //! Then `coalesce.rs` turns the tickets of one receive into a [`Batch`] ([`coalesce`],
 //! [`execution_name`]), and `execution_input.rs` holds the [`ExecutionInput`] the state
@@ -25,6 +27,7 @@ mod coalesce;
 mod error;
 mod execution_input;
 mod fields;
+mod foreign;
 mod label_updated;
 mod manual;
 mod time;
@@ -40,6 +43,7 @@ use crate::secret::Secret;
 pub use coalesce::{Batch, coalesce, execution_name};
 pub use error::TicketError;
 pub use execution_input::{ExecutionInput, RunOptions};
+pub use foreign::{ForeignSecret, foreign_secret};
 pub use manual::ManualTicket;
 
 /// Where a ticket came from.

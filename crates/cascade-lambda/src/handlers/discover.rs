@@ -70,6 +70,12 @@ pub async fn handle(
     let mut secrets = Vec::new();
     let mut notes = Vec::new();
     for id in &input.secrets {
+        // Another partition, account or region than this execution's: not asked about.
+        if let Some(foreign) = cascade_core::intake::foreign_secret(id, &event.execution) {
+            warn!(secret = %id, "skipping a ticket's secret: {foreign}");
+            notes.push(format!("skipped secret {id}: {foreign}"));
+            continue;
+        }
         match resolve_secret(&context.clients, id).await {
             Ok(secret) => secrets.push(secret),
             Err(e @ (AwsError::SecretNotFound(_) | AwsError::SecretDeleted(_))) => {
