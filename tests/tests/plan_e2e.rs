@@ -92,6 +92,64 @@ async fn a_secret_that_does_not_exist_is_named_in_the_error() -> anyhow::Result<
     Ok(())
 }
 
+/// A secret scheduled for deletion is named as such (restore it), one deleted for good as
+/// not found; neither error carries the value (issue 12, part 4).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_secret_is_named_in_the_error() -> anyhow::Result<()> {
+    let local = start().await?;
+    let clients = local.clients().await;
+    for name in ["prod/retired", "prod/purged"] {
+        clients
+            .secrets
+            .create_secret()
+            .name(name)
+            .secret_string("{\"password\":\"dummy-deleted\"}")
+            .send()
+            .await?;
+    }
+    clients
+        .secrets
+        .delete_secret()
+        .secret_id("prod/retired")
+        .recovery_window_in_days(7)
+        .send()
+        .await?;
+    clients
+        .secrets
+        .delete_secret()
+        .secret_id("prod/purged")
+        .force_delete_without_recovery(true)
+        .send()
+        .await?;
+
+    let err = resolve_secrets(&clients, &["prod/retired".to_string()])
+        .await
+        .expect_err("prod/retired is scheduled for deletion");
+    assert!(
+        matches!(&err, AwsError::SecretDeleted(id) if id == "prod/retired"),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("`prod/retired` is scheduled for deletion: restore it"),
+        "{message}"
+    );
+    let err = resolve_secrets(&clients, &["prod/purged".to_string()])
+        .await
+        .expect_err("prod/purged is deleted");
+    assert!(
+        matches!(&err, AwsError::SecretNotFound(id) if id == "prod/purged"),
+        "{err:?}"
+    );
+    for message in [message, err.to_string()] {
+        assert!(
+            !message.contains("dummy-deleted"),
+            "no secret value in errors: {message}"
+        );
+    }
+    Ok(())
+}
+
 /// Replaces what changes per run with stable placeholders, in every string of the plan.
 fn normalise(mut plan: Value, seeded: &Seeded, secrets: &[Secret]) -> Value {
     let mut replacements: Vec<(String, String)> = Vec::new();
