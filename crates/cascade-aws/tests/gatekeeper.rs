@@ -653,6 +653,35 @@ async fn a_run_of_poison_messages_at_the_head_is_drained_in_one_invocation() {
     assert_eq!(f.counts(&f.dlq_url).await, (10, 0));
 }
 
+/// JSON that is no ticket (an unknown shape, an unknown `kind`, an event missing what its
+/// shape needs) is not dropped: it reaches the dead-letter queue like malformed text, and
+/// the ticket behind it starts its batch (issue 12, part 4).
+#[tokio::test]
+async fn messages_of_unknown_shape_reach_the_dead_letter_queue() {
+    let f = Fixture::new(1).await;
+    let unknown = [
+        json!({"hello": "world"}).to_string(),
+        json!({"kind": "robot", "secret": "app/a"}).to_string(),
+        json!({"detail-type": "Secret Label Updated", "source": "aws.secretsmanager"}).to_string(),
+        json!(["app/a"]).to_string(),
+    ];
+    for body in &unknown {
+        f.send(body).await;
+    }
+    f.send(&native_event("app/a", "a")).await;
+
+    let (execution_arn, tickets, deleted, invalid) = started(&f.gate().await);
+    assert_eq!((tickets, deleted, invalid), (1, 1, 4));
+    // Released at once for their next receives, not deleted.
+    assert_eq!(f.counts(&f.queue_url).await, (4, 0));
+
+    f.wait_until_finished(&execution_arn).await;
+    assert_eq!(f.gate().await, GateOutcome::OnlyInvalid { invalid: 4 });
+    assert_eq!(f.counts(&f.queue_url).await, (0, 0));
+    assert_eq!(f.counts(&f.dlq_url).await, (4, 0));
+    assert_eq!(f.executions().await.len(), 1);
+}
+
 /// The message ids of a batch's tickets are not in its input; the event ids are.
 async fn event_ids_of(f: &Fixture, execution_arn: &str) -> Vec<String> {
     let input: ExecutionInput = serde_json::from_str(&f.input_of(execution_arn).await).unwrap();
