@@ -171,6 +171,40 @@ mod tests {
         ignored_reason(&ec2);
     }
 
+    /// The longest names AWS allows (secret names 512 characters, stack names 128) and
+    /// unicode where AWS allows it (who asked) make tickets and a valid execution name;
+    /// nothing is cut (issue 12, part 4).
+    #[test]
+    fn the_longest_names_and_unicode_make_tickets_and_a_valid_execution() {
+        let secret = format!("team/{}", "a/b_c+d=e.f@g-".repeat(40).get(..507).unwrap());
+        assert_eq!(secret.len(), 512);
+        let arn = format!("arn:aws:secretsmanager:us-west-2:012345678901:secret:{secret}-a1b2c3");
+        let stack = format!("S{}", "tack-9".repeat(22).get(..127).unwrap());
+        assert_eq!(stack.len(), 128);
+        let manual = json!({
+            "kind": "manual", "secret": secret, "requested_by": "Zoë Ødegård 🚀",
+            "stacks": [stack]
+        });
+        let from_manual = ticket(&manual);
+        assert_eq!(from_manual.secret_id, secret);
+        assert_eq!(from_manual.actor.as_deref(), Some("Zoë Ødegård 🚀"));
+        assert_eq!(from_manual.stacks.as_deref(), Some(&[stack.clone()][..]));
+        let from_event = ticket(&native(&secret, &arn, AWSCURRENT));
+        assert_eq!(from_event.secret_id, secret);
+        assert_eq!(from_event.secret_arn.as_deref(), Some(arn.as_str()));
+
+        let batch = coalesce([
+            ("m-1".to_string(), from_manual),
+            ("m-2".to_string(), from_event),
+        ]);
+        assert_eq!(batch.secrets, [arn.clone()]);
+        assert_eq!(batch.stacks, None, "an event asks for every stack");
+        let name = execution_name(&batch);
+        assert!(name.len() <= 80, "{name}");
+        let wire = serde_json::to_string(&batch.tickets).unwrap();
+        assert!(wire.contains(&secret) && wire.contains("Zoë Ødegård 🚀"));
+    }
+
     #[test]
     fn unknown_shapes_and_bad_json_are_errors() {
         for body in [
