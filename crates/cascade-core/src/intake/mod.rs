@@ -197,7 +197,7 @@ mod tests {
             ("m-1".to_string(), from_manual),
             ("m-2".to_string(), from_event),
         ]);
-        assert_eq!(batch.secrets, [arn.clone()]);
+        assert_eq!(batch.secrets, std::slice::from_ref(&arn));
         assert_eq!(batch.stacks, None, "an event asks for every stack");
         let name = execution_name(&batch);
         assert!(name.len() <= 80, "{name}");
