@@ -10,7 +10,7 @@
 //! by its Handler, its configuration read from that environment, its AWS calls made with
 //! its role's credentials (so the local stack's IAM enforcement applies to them).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
@@ -36,6 +36,8 @@ pub struct LambdaServer {
     pub invocations: Arc<RwLock<Vec<(Function, Value)>>>,
     /// Every error a handler returned: function, error name and message, in order.
     pub errors: Arc<RwLock<Vec<(Function, String, String)>>>,
+    /// The contexts built for deployed functions, by environment (see [`LambdaServer::calls`]).
+    deployed: Arc<RwLock<HashMap<String, FunctionContext>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -71,6 +73,7 @@ impl LambdaServer {
             contexts: shared.contexts,
             invocations: shared.invocations,
             errors: shared.errors,
+            deployed: shared.deployed,
             task,
         })
     }
@@ -82,6 +85,26 @@ impl LambdaServer {
             .write()
             .expect("not poisoned")
             .insert(function, context);
+    }
+
+    /// The AWS calls each deployed function made (`service:Operation`, counted by the
+    /// clients' `CallCounter`), summed over its contexts.
+    pub fn calls(&self) -> BTreeMap<&'static str, BTreeMap<String, u64>> {
+        let mut calls: BTreeMap<&'static str, BTreeMap<String, u64>> = BTreeMap::new();
+        for context in self.deployed.read().expect("not poisoned").values() {
+            let clients = match context {
+                FunctionContext::Gatekeeper(c) => &c.clients,
+                FunctionContext::Discover(c) => &c.clients,
+                FunctionContext::Refresh(c) => &c.clients,
+                FunctionContext::Report(c) => &c.clients,
+                FunctionContext::Notify(c, _) => &c.clients,
+            };
+            let function = calls.entry(context.function().name()).or_default();
+            for (call, n) in clients.calls.snapshot() {
+                *function.entry(call).or_default() += n;
+            }
+        }
+        calls
     }
 
     /// How many times a function was invoked.

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod deploy;
 pub mod fixtures;
 pub mod lambda_server;
+pub mod log_capture;
 pub mod pipeline;
 pub mod slack_sink;
 
