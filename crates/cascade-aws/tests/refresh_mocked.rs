@@ -256,6 +256,47 @@ async fn a_failing_list_imports_falls_back_to_the_templates() {
     assert_eq!(plan_with_imports(broken).await, Some(Strategy::Recreate));
 }
 
+/// A template the reader cannot parse (one CloudFormation took, e.g. written by a tool with
+/// another YAML reader) skips its stack: named, with where and why, and no call that would
+/// change it (issue 12, part 4). A mock: the local stack cannot hold a template it cannot
+/// parse itself.
+#[tokio::test]
+async fn a_template_that_cannot_be_parsed_skips_its_stack_with_the_position() {
+    let describe =
+        mock!(Client::describe_stacks).then_output(|| stack(StackStatus::UpdateComplete));
+    let template = mock!(Client::get_template).then_output(|| {
+        GetTemplateOutput::builder()
+            .template_body("Resources:\n  Fn:\n    Type: AWS::Lambda::Function\n    Properties: {P: [prod/db\n")
+            .build()
+    });
+    let exports = mock!(Client::list_exports).then_output(|| ListExportsOutput::builder().build());
+    let policy =
+        mock!(Client::get_stack_policy).then_output(|| GetStackPolicyOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &template, &exports, &policy]
+    );
+    let r = refresher(client, PollPolicy::default());
+    let plan = plan_secrets(&r.clients, &[secret()], StrategyChoice::Auto, 4)
+        .await
+        .unwrap();
+    assert!(plan.stacks.is_empty(), "{:?}", plan.stacks);
+    assert_eq!(plan.skipped.len(), 1, "{:?}", plan.skipped);
+    let skipped = &plan.skipped[0];
+    assert_eq!(
+        skipped.code,
+        cascade_core::plan::SkipCode::TemplateUnreadable
+    );
+    assert!(
+        skipped.reason.starts_with(
+            "its template could not be read: the template is not valid: line 5, column "
+        ),
+        "{}",
+        skipped.reason
+    );
+}
+
 // ------------------------------------------------------------------ change sets
 
 use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
