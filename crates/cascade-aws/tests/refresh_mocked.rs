@@ -447,6 +447,83 @@ async fn restore_with(
     (state, calls)
 }
 
+/// An update whose template is over CloudFormation's 1 MB is refused before any call
+/// (no upload, no change set), with the size, the limit and what to do; a restore refused
+/// so leaves the stack degraded, with the command that restores it (issue 12, part 4).
+#[tokio::test]
+async fn an_update_over_the_1_mb_limit_is_refused_before_any_call() {
+    let create = mock!(Client::create_change_set)
+        .then_output(|| CreateChangeSetOutput::builder().id(CHANGE_SET).build());
+    // No change set from an earlier try.
+    let describe = mock!(Client::describe_change_set).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+            aws_smithy_types::body::SdkBody::from(NOT_FOUND),
+        )
+    });
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&create, &describe]
+    );
+    let r = refresher(client, fast(Duration::from_secs(30)));
+    let batch = "b-too-large";
+    let filler = "x".repeat(cascade_core::refresh::MAX_TEMPLATE_BYTES);
+    let original = format!(
+        r#"{{"Metadata": {{"Filler": "{filler}"}}, "Resources": {{"Fn": {{"Type": "AWS::Lambda::Function"}}, "Alias": {{"Type": "AWS::Lambda::Alias"}}}}}}"#
+    );
+    r.batches()
+        .save_original(
+            batch,
+            &SavedOriginal {
+                schema_version: STATE_SCHEMA_VERSION,
+                stack_id: "id".into(),
+                stack_name: "app".into(),
+                template_body: original.clone(),
+                parameters: vec![],
+                capabilities: vec![],
+                role_arn: None,
+                notification_arns: vec![],
+                tags: vec![],
+                saved_at: "2026-11-26T00:00:00Z".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let plan: StackPlan = serde_json::from_value(serde_json::json!({
+        "stack_name": "app", "stack_id": "id", "strategy": "recreate", "secrets": ["prod/db"],
+        "resources": ["Fn"], "closure": ["Fn", "Alias"], "outputs": [],
+        "needs_placeholder": false, "references": [], "template_digest": "d"
+    }))
+    .unwrap();
+    let mut state = in_flight();
+    state.update_issued_at = None;
+    state.phase = Phase::Remove;
+    let manifest = cascade_core::batch::BatchManifest::new(
+        batch,
+        "cli",
+        jiff::Timestamp::now(),
+        vec![],
+        cascade_core::plan::StrategyChoice::Auto,
+        cascade_core::plan::Plan::empty(vec![]),
+    );
+    r.finish(&manifest, &plan, &mut state).await.unwrap();
+    assert_eq!(create.num_calls(), 0, "no change set is created");
+    assert_eq!(state.outcome, Some(Outcome::Degraded), "{state:?}");
+    let reason = state.reason.unwrap();
+    assert!(
+        reason.contains(&format!(
+            "the template of this update is {} bytes, over CloudFormation's limit of 1000000 bytes",
+            original.len()
+        )),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("make the stack's template smaller"),
+        "{reason}"
+    );
+}
+
 /// moto creates a change set at once and never pages its changes: here the change set is
 /// pending, then in progress, then complete over two pages, and every page is read.
 #[tokio::test]
