@@ -85,6 +85,11 @@ What it adds to plain moto (see shared notes "moto.md" for why each is needed):
     ``CASCADE_UNAVAILABLE=s3:PutObject@reports/`` answers those requests (``@text``:
     only those whose path contains it) with HTTP 503 ``ServiceUnavailable``, as a
     service that is down does; ``=N`` as for (m).
+(q) Long maps finish -- ``patch_sfn_map_worker_iterates``
+    A map's worker takes its items one after another in a loop; moto 5.2.5's worker
+    recurses once per item, so a map of more than about 990 items with
+    MaxConcurrency 1 overflows Python's stack, the worker dies and the execution
+    hangs RUNNING for ever.
 Also: ASL execution (``execute_state_machine``) is on from the start, MOTO_PORT
 is exported (moto's Step Functions engine calls back into this server through
 it), and ``CASCADE_PARENT_PID`` arms a watchdog that ends this server when that
@@ -1992,6 +1997,62 @@ def patch_sfn_aws_sdk_streaming_body() -> None:
     aws_sdk.boto_client_for = boto_client_for
 
 
+# --------------------------------------------------------------------------- (q) long maps
+
+
+def patch_sfn_map_worker_iterates() -> None:
+    """(q) A map's worker takes its items in a loop, not by recursing once per item.
+
+    Patched: ``_eval_pool`` of ``IterationWorker`` (INLINE maps) and of
+    ``DistributedItemProcessorWorker`` (DISTRIBUTED maps), each the same steps as moto's
+    with the recursive call for the next job turned into a loop: moto's recursion
+    overflows the stack after about 990 items of one worker (MaxConcurrency 1), the
+    worker thread dies of the RecursionError and the map waits for it for ever.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        iteration_worker,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+        distributed_item_processor_worker as distributed,
+    )
+
+    def iterating(close_frame: str, source_events: bool):
+        def _eval_pool(self, job, worker_frame) -> None:
+            while True:
+                if job is None:
+                    getattr(self._env, close_frame)(worker_frame)
+                    return
+                job_frame = worker_frame.open_inner_frame()
+                self._eval_job(env=job_frame, job=job)
+                getattr(worker_frame, close_frame)(job_frame)
+                # The job failed, or the worker was stopped: evaluation ends here.
+                if isinstance(job.job_output, Exception) or self.stopped():
+                    getattr(self._env, close_frame)(worker_frame)
+                    self._job_pool.close_job(job)
+                    return
+                next_job = self._job_pool.next_job()
+                if next_job is None:
+                    if source_events:
+                        # The last job's events are the source of the states after the map.
+                        worker_frame.event_history_context.source_event_id = (
+                            job_frame.event_history_context.last_published_event_id
+                        )
+                    getattr(self._env, close_frame)(worker_frame)
+                    self._job_pool.close_job(job)
+                    return
+                self._job_pool.close_job(job)
+                job = next_job
+
+        return _eval_pool
+
+    for worker, close_frame, source_events in [
+        (iteration_worker.IterationWorker, "close_frame", True),
+        (distributed.DistributedItemProcessorWorker, "delete_frame", False),
+    ]:
+        require_signature(worker._eval_pool, ["self", "job", "worker_frame"])
+        worker._eval_pool = iterating(close_frame, source_events)
+
+
 # --------------------------------------------------------------------------- (n) LastUpdatedTime
 
 
@@ -2136,6 +2197,7 @@ def main(argv: list[str]) -> None:
     patch_cfn_sam_output_resources()
     patch_iam_enforcement()  # before (p): (p) wraps the role-credential clients (l) makes
     patch_sfn_aws_sdk_streaming_body()
+    patch_sfn_map_worker_iterates()
     patch_injected_throttling()
     log(f"moto with Secret Cascade patches on http://{host}:{port} (pid {os.getpid()})")
 

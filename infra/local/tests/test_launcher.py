@@ -360,6 +360,39 @@ def test_sfn_unknown_test_case_is_rejected(endpoint, state_machine_arn):
     assert "NoSuchCase" in err.value.response["Error"]["Message"]
 
 
+
+def test_sfn_a_map_of_thousands_of_items_one_at_a_time_finishes(endpoint):
+    """(q) moto's map worker recursed once per item: past ~990 items it died and the
+    execution stayed RUNNING. 2,000 items, MaxConcurrency 1, each a Pass state."""
+    sfn = client(endpoint, "stepfunctions")
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 1,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "One",
+                    "States": {"One": {"Type": "Pass", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+    arn = sfn.create_state_machine(name=unique("long-map"), definition=json.dumps(definition), roleArn=ROLE_ARN)[
+        "stateMachineArn"
+    ]
+    started = sfn.start_execution(stateMachineArn=arn, name=unique("run"), input=json.dumps({"items": list(range(2000))}))
+    deadline = time.monotonic() + 300  # a hang, not a speed limit: the patched map ends in seconds
+    while (execution := sfn.describe_execution(executionArn=started["executionArn"]))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the map of 2,000 items never finished"
+        time.sleep(0.5)
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["output"]) == list(range(2000))
+
+
 # --------------------------------------------------------------------------- (c) re-adding a resource
 
 
