@@ -1131,21 +1131,6 @@ const NOT_CALLED: &[(&str, &str, &str)] = &[
     ),
     (
         "refresh",
-        "cloudformation:GetStackPolicy",
-        "FINDING: only discovery::plan_one_stack (re-planning a retried stack) calls it, and only the CLI's run loop calls that: no refresh Lambda path does",
-    ),
-    (
-        "refresh",
-        "cloudformation:ListExports",
-        "FINDING: as GetStackPolicy, only the CLI's re-plan of a retried stack",
-    ),
-    (
-        "refresh",
-        "cloudformation:ListImports",
-        "FINDING: as GetStackPolicy, only the CLI's re-plan of a retried stack",
-    ),
-    (
-        "refresh",
         "iam:PassRole",
         "not an SDK call: CloudFormation checks it when a change set names ExecutionRoleArn (empty here)",
     ),
