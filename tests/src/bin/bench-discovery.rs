@@ -61,14 +61,15 @@ async fn main() -> anyhow::Result<()> {
     // warm; then warm again after 5% of the stacks were updated.
     let dir = std::env::temp_dir().join(format!("cascade-bench-cache-{}", std::process::id()));
     let disk = TemplateCache::in_directory(dir.clone())?;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket("bench-cache").send().await?;
-    let bucket = TemplateCache::new(Store::s3(s3, "bench-cache"));
+    // The bucket cache talks through the counted clients, so its S3 calls are counted too.
     let clients = local.clients().await;
+    clients
+        .s3
+        .create_bucket()
+        .bucket("bench-cache")
+        .send()
+        .await?;
+    let bucket = TemplateCache::new(Store::s3(clients.s3.clone(), "bench-cache"));
     let secrets = resolve_secrets(&clients, &["prod/db".to_string()]).await?;
     let mut runs = Vec::new();
     for (what, cache) in [

@@ -21,7 +21,7 @@
 //! Then the largest batch that fits, computed from the measured sizes.
 //!
 //! Run: `cargo run --release -p cascade-tests --bin bench-scale [-- --stacks 2000
-//! --name-length 40 --sample 20]` (2,000 stacks: about 25 minutes on 2 cores).
+//! --name-length 40 --sample 20]` (2,000 stacks: about 10 minutes on 2 cores, debug build).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
