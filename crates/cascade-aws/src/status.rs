@@ -131,6 +131,35 @@ pub struct RecentBatch {
     pub totals: Option<Totals>,
     /// Where its JSON report is, once written.
     pub report: Option<String>,
+    /// When it ended without succeeding (FAILED, TIMED_OUT, ABORTED): why, where its
+    /// batch's state is, and each stack's state.
+    pub unfinished: Option<UnfinishedBatch>,
+}
+
+/// A batch whose execution ended without succeeding: what a person needs to finish it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnfinishedBatch {
+    /// The execution.
+    pub execution_arn: String,
+    /// The execution's error name, when Step Functions gives one.
+    pub error: Option<String>,
+    /// Where the batch's state is (`s3://BUCKET/batches/BATCH/`), when the batch is known.
+    pub state: Option<String>,
+    /// Each stack of the batch, in plan order (empty when Discover saved no batch).
+    pub stacks: Vec<StackLine>,
+}
+
+/// One stack of an unfinished batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackLine {
+    /// Its name.
+    pub stack_name: String,
+    /// Its outcome, when it has one (refreshed, failed, skipped, degraded).
+    pub outcome: Option<String>,
+    /// The step it was in.
+    pub phase: String,
+    /// Why, when its state says.
+    pub reason: Option<String>,
 }
 
 /// A queue's depth.
@@ -187,6 +216,36 @@ pub async fn read(
             None => None,
         };
         let is_running = *execution.status() == ExecutionStatus::Running;
+        let unfinished = match execution.status() {
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut | ExecutionStatus::Aborted => {
+                let stacks = match &batch_id {
+                    Some(batch) => match batches.find_manifest(batch).await? {
+                        Some(manifest) => batches
+                            .states(&manifest)
+                            .await?
+                            .into_iter()
+                            .map(|state| StackLine {
+                                stack_name: state.stack_name,
+                                outcome: state.outcome.map(|o| o.to_string()),
+                                phase: state.phase.to_string(),
+                                reason: state.reason,
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    },
+                    None => Vec::new(),
+                };
+                Some(UnfinishedBatch {
+                    execution_arn: execution.execution_arn().to_string(),
+                    error: described.error().map(str::to_string),
+                    state: batch_id
+                        .as_ref()
+                        .map(|batch| store.location(&format!("batches/{batch}/"))),
+                    stacks,
+                })
+            }
+            _ => None,
+        };
         if is_running && running.is_none() {
             let progress = match &batch_id {
                 Some(batch) => match batches.find_manifest(batch).await? {
@@ -210,6 +269,7 @@ pub async fn read(
                 .as_ref()
                 .map(|r| store.location(&keys::report_json(&r.batch_id))),
             totals: report.map(|r| r.totals),
+            unfinished,
             batch_id,
             status: execution.status().as_str().to_string(),
             started_at: execution.start_date().to_string(),

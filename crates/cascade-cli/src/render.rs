@@ -305,6 +305,43 @@ pub fn status_text(status: &cascade_aws::status::Status) -> String {
         }
         out.push_str(&format!("{table}\n"));
     }
+    for (r, u) in status
+        .recent
+        .iter()
+        .filter_map(|r| Some((r, r.unfinished.as_ref()?)))
+    {
+        out.push_str(&format!(
+            "{} batch {}{}: execution {}\n",
+            r.status,
+            r.batch_id.as_deref().unwrap_or("(unknown)"),
+            u.error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default(),
+            u.execution_arn
+        ));
+        match &u.state {
+            Some(state) => out.push_str(&format!("  its state: {state}\n")),
+            None => out.push_str("  no batch in its input\n"),
+        }
+        if u.stacks.is_empty() {
+            out.push_str("  no stacks saved (it ended before its plan was saved)\n");
+        }
+        for s in &u.stacks {
+            let what = match &s.outcome {
+                Some(outcome) => outcome.clone(),
+                None => format!("not finished ({})", s.phase),
+            };
+            out.push_str(&format!(
+                "  stack {}: {what}{}\n",
+                s.stack_name,
+                s.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     out.push_str(&format!(
         "tickets: {} waiting, {} being taken by a gatekeeper\n",
         status.tickets.waiting, status.tickets.in_flight
@@ -421,5 +458,61 @@ mod tests {
         assert!(table.contains("Note: the versions of secret x could not be listed"));
         assert!(table.contains("deprecated (pinned by author)"), "{table}");
         assert!(table.contains("pinned by the stack's author"), "{table}");
+    }
+
+    #[test]
+    fn status_names_a_failed_batch_its_state_and_its_stacks() {
+        use cascade_aws::status::{
+            DeadLetterSummary, Deployed, QueueDepth, RecentBatch, StackLine, Status,
+            UnfinishedBatch,
+        };
+        let execution_arn = "arn:aws:states:us-east-1:123456789012:execution:sc-cascade:cascade-b1";
+        let status = Status {
+            deployed: Deployed {
+                stack_name: "sc".into(),
+                queue_url: "q".into(),
+                dead_letter_url: "d".into(),
+                state_machine_arn: "sm".into(),
+                bucket: "bkt".into(),
+            },
+            running: None,
+            recent: vec![RecentBatch {
+                execution_name: "cascade-b1".into(),
+                batch_id: Some("b1".into()),
+                status: "FAILED".into(),
+                started_at: "2026-01-01T00:00:00Z".into(),
+                stopped_at: Some("2026-01-01T00:01:00Z".into()),
+                totals: None,
+                report: None,
+                unfinished: Some(UnfinishedBatch {
+                    execution_arn: execution_arn.into(),
+                    error: Some("ReportNotSaved".into()),
+                    state: Some("s3://bkt/batches/b1/".into()),
+                    stacks: vec![
+                        StackLine {
+                            stack_name: "app-a".into(),
+                            outcome: Some("failed".into()),
+                            phase: "done".into(),
+                            reason: Some("changed since the plan".into()),
+                        },
+                        StackLine {
+                            stack_name: "app-b".into(),
+                            outcome: None,
+                            phase: "waiting".into(),
+                            reason: None,
+                        },
+                    ],
+                }),
+            }],
+            tickets: QueueDepth::default(),
+            dead_letters: DeadLetterSummary::default(),
+        };
+        let text = status_text(&status);
+        assert!(
+            text.contains(&format!(
+                "FAILED batch b1 (ReportNotSaved): execution {execution_arn}\n  its state: s3://bkt/batches/b1/\n  stack app-a: failed: changed since the plan\n  stack app-b: not finished (waiting)\n"
+            )),
+            "{text}"
+        );
     }
 }
