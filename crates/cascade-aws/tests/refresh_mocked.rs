@@ -402,42 +402,7 @@ async fn restore_with(
     );
     let r = refresher(client, fast(Duration::from_secs(30)));
     let original = r#"{"Resources": {"Fn": {"Type": "AWS::Lambda::Function"}, "Alias": {"Type": "AWS::Lambda::Alias"}, "Role": {"Type": "AWS::IAM::Role"}}}"#;
-    r.batches()
-        .save_original(
-            batch,
-            &SavedOriginal {
-                schema_version: STATE_SCHEMA_VERSION,
-                stack_id: "id".into(),
-                stack_name: "app".into(),
-                template_body: original.into(),
-                parameters: vec![],
-                capabilities: vec![],
-                role_arn: None,
-                notification_arns: vec![],
-                tags: vec![],
-                saved_at: "2026-11-26T00:00:00Z".into(),
-            },
-        )
-        .await
-        .unwrap();
-    let plan: StackPlan = serde_json::from_value(serde_json::json!({
-        "stack_name": "app", "stack_id": "id", "strategy": "recreate", "secrets": ["prod/db"],
-        "resources": ["Fn"], "closure": ["Fn", "Alias"], "outputs": [],
-        "needs_placeholder": false, "references": [], "template_digest": "d"
-    }))
-    .unwrap();
-    let mut state = in_flight();
-    state.update_issued_at = None;
-    state.phase = Phase::Remove;
-    let manifest = cascade_core::batch::BatchManifest::new(
-        batch,
-        "cli",
-        jiff::Timestamp::now(),
-        vec![],
-        cascade_core::plan::StrategyChoice::Auto,
-        cascade_core::plan::Plan::empty(vec![]),
-    );
-    r.finish(&manifest, &plan, &mut state).await.unwrap();
+    let state = finish_after_removal(&r, batch, original).await;
     let calls = [
         describe.num_calls(),
         create.num_calls(),
@@ -472,42 +437,7 @@ async fn an_update_over_the_1_mb_limit_is_refused_before_any_call() {
     let original = format!(
         r#"{{"Metadata": {{"Filler": "{filler}"}}, "Resources": {{"Fn": {{"Type": "AWS::Lambda::Function"}}, "Alias": {{"Type": "AWS::Lambda::Alias"}}}}}}"#
     );
-    r.batches()
-        .save_original(
-            batch,
-            &SavedOriginal {
-                schema_version: STATE_SCHEMA_VERSION,
-                stack_id: "id".into(),
-                stack_name: "app".into(),
-                template_body: original.clone(),
-                parameters: vec![],
-                capabilities: vec![],
-                role_arn: None,
-                notification_arns: vec![],
-                tags: vec![],
-                saved_at: "2026-11-26T00:00:00Z".into(),
-            },
-        )
-        .await
-        .unwrap();
-    let plan: StackPlan = serde_json::from_value(serde_json::json!({
-        "stack_name": "app", "stack_id": "id", "strategy": "recreate", "secrets": ["prod/db"],
-        "resources": ["Fn"], "closure": ["Fn", "Alias"], "outputs": [],
-        "needs_placeholder": false, "references": [], "template_digest": "d"
-    }))
-    .unwrap();
-    let mut state = in_flight();
-    state.update_issued_at = None;
-    state.phase = Phase::Remove;
-    let manifest = cascade_core::batch::BatchManifest::new(
-        batch,
-        "cli",
-        jiff::Timestamp::now(),
-        vec![],
-        cascade_core::plan::StrategyChoice::Auto,
-        cascade_core::plan::Plan::empty(vec![]),
-    );
-    r.finish(&manifest, &plan, &mut state).await.unwrap();
+    let state = finish_after_removal(&r, batch, &original).await;
     assert_eq!(create.num_calls(), 0, "no change set is created");
     assert_eq!(state.outcome, Some(Outcome::Degraded), "{state:?}");
     let reason = state.reason.unwrap();
@@ -553,4 +483,46 @@ async fn a_change_on_a_later_page_refuses_the_change_set() {
     assert!(reason.contains("Role"), "{reason}");
     assert!(state.change_sets.is_empty());
     assert_eq!((describes, creates, executes, deletes), (5, 1, 0, 1));
+}
+
+/// The restore of stack `app` of `batch` after its removal completed, from the saved
+/// `original` (a recreate of `Fn` and `Alias`): the state it leaves.
+async fn finish_after_removal(r: &Refresher, batch: &str, original: &str) -> StackState {
+    r.batches()
+        .save_original(
+            batch,
+            &SavedOriginal {
+                schema_version: STATE_SCHEMA_VERSION,
+                stack_id: "id".into(),
+                stack_name: "app".into(),
+                template_body: original.into(),
+                parameters: vec![],
+                capabilities: vec![],
+                role_arn: None,
+                notification_arns: vec![],
+                tags: vec![],
+                saved_at: "2026-11-26T00:00:00Z".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let plan: StackPlan = serde_json::from_value(serde_json::json!({
+        "stack_name": "app", "stack_id": "id", "strategy": "recreate", "secrets": ["prod/db"],
+        "resources": ["Fn"], "closure": ["Fn", "Alias"], "outputs": [],
+        "needs_placeholder": false, "references": [], "template_digest": "d"
+    }))
+    .unwrap();
+    let mut state = in_flight();
+    state.update_issued_at = None;
+    state.phase = Phase::Remove;
+    let manifest = cascade_core::batch::BatchManifest::new(
+        batch,
+        "cli",
+        jiff::Timestamp::now(),
+        vec![],
+        cascade_core::plan::StrategyChoice::Auto,
+        cascade_core::plan::Plan::empty(vec![]),
+    );
+    r.finish(&manifest, &plan, &mut state).await.unwrap();
+    state
 }
