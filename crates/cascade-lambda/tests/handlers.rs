@@ -53,6 +53,32 @@ async fn account(local: &LocalStack, stacks: &[&str]) -> cascade_aws::Clients {
     clients
 }
 
+/// The object `key` of the bucket `reports`.
+async fn read_object(clients: &Clients, key: &str) -> Vec<u8> {
+    let object = clients
+        .s3
+        .get_object()
+        .bucket("reports")
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObject {key}: {e:?}"));
+    object.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Runs `report` for the batch `discovered` of `execution`, and reads the JSON report it
+/// saved.
+async fn report_of(clients: &Clients, execution: &str, batch: &str, discovered: &Value) -> Value {
+    let reported = handle(
+        &context(Function::Report, "reports", clients),
+        json!({"execution": execution, "input": {"batch_id": batch, "discovery": discovered}}),
+    )
+    .await
+    .unwrap();
+    let key = reported["report_key"].as_str().unwrap();
+    serde_json::from_slice(&read_object(clients, key).await).unwrap()
+}
+
 /// The stack names the map of batch `batch` reads (its ItemReader's object).
 async fn map_items(clients: &Clients, batch: &str) -> Vec<String> {
     let object = clients
@@ -96,23 +122,13 @@ async fn a_ticket_for_a_secret_that_no_longer_exists_is_skipped_in_the_report() 
     .unwrap();
     assert_eq!(again, discovered);
 
-    let reported = handle(
-        &context(Function::Report, "reports", &clients),
-        json!({"execution": "arn:aws:states:us-east-1:123456789012:execution:sm:b-gone", "input": {"batch_id": "b-gone", "discovery": discovered}}),
+    let report = report_of(
+        &clients,
+        "arn:aws:states:us-east-1:123456789012:execution:sm:b-gone",
+        "b-gone",
+        &discovered,
     )
-    .await
-    .unwrap();
-    let key = reported["report_key"].as_str().unwrap();
-    let body = clients
-        .s3
-        .get_object()
-        .bucket("reports")
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    let report: Value =
-        serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+    .await;
     let notes = report["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
@@ -153,22 +169,7 @@ async fn a_ticket_for_a_secret_of_another_account_partition_or_region_is_skipped
     assert_eq!(discovered["stack_count"], 1, "{discovered}");
     assert_eq!(map_items(&clients, "b-foreign").await, ["app"]);
 
-    let reported = handle(
-        &context(Function::Report, "reports", &clients),
-        json!({"execution": execution, "input": {"batch_id": "b-foreign", "discovery": discovered}}),
-    )
-    .await
-    .unwrap();
-    let body = clients
-        .s3
-        .get_object()
-        .bucket("reports")
-        .key(reported["report_key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let report: Value =
-        serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+    let report = report_of(&clients, execution, "b-foreign", &discovered).await;
     let notes: Vec<&str> = report["notes"]
         .as_array()
         .unwrap()
@@ -242,22 +243,7 @@ async fn a_ticket_stack_not_in_the_plan_is_a_note_of_the_batch() {
         "only the named stack that depends on the secret"
     );
 
-    let reported = handle(
-        &context(Function::Report, "reports", &clients),
-        json!({"execution": execution, "input": {"batch_id": "b-subset", "discovery": discovered}}),
-    )
-    .await
-    .unwrap();
-    let body = clients
-        .s3
-        .get_object()
-        .bucket("reports")
-        .key(reported["report_key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let report: Value =
-        serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+    let report = report_of(&clients, execution, "b-subset", &discovered).await;
     assert_eq!(
         report["notes"],
         json!(["stack ghost does not depend on these secrets (or does not exist): not refreshed"])
@@ -317,28 +303,7 @@ async fn the_report_of_a_batch_lists_the_pins_that_aged_out() {
     )
     .await
     .unwrap();
-    let reported = handle(
-        &context(Function::Report, "reports", &clients),
-        json!({"execution": PINS_EXECUTION, "input": {"batch_id": "b-pins", "discovery": discovered}}),
-    )
-    .await
-    .unwrap();
-    let read = |key: String| {
-        let s3 = clients.s3.clone();
-        async move {
-            let body = s3
-                .get_object()
-                .bucket("reports")
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-            body.body.collect().await.unwrap().into_bytes().to_vec()
-        }
-    };
-    let report: Value =
-        serde_json::from_slice(&read(reported["report_key"].as_str().unwrap().into()).await)
-            .unwrap();
+    let report = report_of(&clients, PINS_EXECUTION, "b-pins", &discovered).await;
     let found: Vec<(&str, &str, &str)> = report["attention"]
         .as_array()
         .unwrap_or_else(|| panic!("{report:#}"))
@@ -359,7 +324,8 @@ async fn the_report_of_a_batch_lists_the_pins_that_aged_out() {
         ],
         "{report:#}"
     );
-    let markdown = String::from_utf8(read("reports/b-pins/report.md".into()).await).unwrap();
+    let markdown =
+        String::from_utf8(read_object(&clients, "reports/b-pins/report.md").await).unwrap();
     assert!(
         markdown.contains("## ⏳ Pinned versions that need attention"),
         "{markdown}"
