@@ -49,6 +49,21 @@ pub struct PipelineOptions {
     pub unavailable: Option<String>,
 }
 
+impl PipelineOptions {
+    /// A pipeline that posts to the Slack webhook `url` and looks at an update every
+    /// second (`PollSeconds` 1).
+    pub fn notifying(url: &str) -> Self {
+        PipelineOptions {
+            slack_webhook_url: Some(url.to_string()),
+            deploy: DeployOptions {
+                poll_seconds: 1,
+                ..DeployOptions::default()
+            },
+            ..PipelineOptions::default()
+        }
+    }
+}
+
 impl LocalPipeline {
     /// Starts the Lambda server and a local stack, then deploys template.yaml.
     pub async fn start(options: PipelineOptions) -> anyhow::Result<Self> {

@@ -11,7 +11,6 @@
 use aws_sdk_sfn::types::ExecutionStatus;
 use cascade_aws::status::{self, Deployed};
 use cascade_lambda::Function;
-use cascade_tests::deploy::DeployOptions;
 use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::slack_sink::SlackSink;
 use serde_json::json;
@@ -21,13 +20,8 @@ async fn after_a_failed_execution_the_next_tick_starts_the_next_batch_and_status
 {
     let sink = SlackSink::start().await.unwrap();
     let pipeline = LocalPipeline::start(PipelineOptions {
-        slack_webhook_url: Some(sink.url.clone()),
-        deploy: DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        },
         unavailable: Some("s3:PutObject@/reports/".into()),
-        ..PipelineOptions::default()
+        ..PipelineOptions::notifying(&sink.url)
     })
     .await
     .unwrap();

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_sfn::types::ExecutionStatus;
 use cascade_core::secret::AWSCURRENT;
 use cascade_lambda::Function;
-use cascade_tests::deploy::DeployOptions;
 use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::slack_sink::SlackSink;
 use cascade_tests::update_completes;
@@ -68,16 +67,9 @@ async fn wait_for_execution(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_change_flows_through_the_whole_pipeline() {
     let sink = SlackSink::start().await.unwrap();
-    let pipeline = LocalPipeline::start(PipelineOptions {
-        slack_webhook_url: Some(sink.url.clone()),
-        deploy: DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        },
-        ..PipelineOptions::default()
-    })
-    .await
-    .unwrap();
+    let pipeline = LocalPipeline::start(PipelineOptions::notifying(&sink.url))
+        .await
+        .unwrap();
     let (config, clients, deployment, lambda) = (
         &pipeline.config,
         &pipeline.clients,
@@ -408,13 +400,8 @@ async fn a_secret_change_flows_through_the_whole_pipeline() {
 async fn a_report_s3_will_not_take_is_told_on_slack_and_fails_the_execution() {
     let sink = SlackSink::start().await.unwrap();
     let pipeline = LocalPipeline::start(PipelineOptions {
-        slack_webhook_url: Some(sink.url.clone()),
-        deploy: DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        },
         unavailable: Some("s3:PutObject@/reports/".into()),
-        ..PipelineOptions::default()
+        ..PipelineOptions::notifying(&sink.url)
     })
     .await
     .unwrap();

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use cascade_aws::slack::{RetryPolicy, SlackClient, SlackDelivery};
-use cascade_tests::deploy::{self, DeployOptions, iam_rows};
+use cascade_tests::deploy::{self, iam_rows};
 use cascade_tests::log_capture::{self, LogCapture};
 use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::slack_sink::{Reply, SlackSink, status};
@@ -455,15 +455,7 @@ async fn run_scenario() -> anyhow::Result<Scenario> {
     let logs = captured_logs();
     let sink = SlackSink::start().await?;
     let webhook_token = sink.path.rsplit('/').next().unwrap_or_default().to_string();
-    let pipeline = LocalPipeline::start(PipelineOptions {
-        slack_webhook_url: Some(sink.url.clone()),
-        deploy: DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        },
-        ..PipelineOptions::default()
-    })
-    .await?;
+    let pipeline = LocalPipeline::start(PipelineOptions::notifying(&sink.url)).await?;
     let clients = &pipeline.clients;
     let cfn = &clients.cloudformation;
     let canaries = [unique("CanaryOne"), unique("CanaryTwo")];
@@ -937,16 +929,9 @@ async fn a_failing_slack_keeps_the_webhook_url_out_of_the_pipeline() {
     let logs = captured_logs();
     let sink = SlackSink::scripted(vec![status(500); 8]).await;
     let token = sink.path.rsplit('/').next().unwrap().to_string();
-    let pipeline = LocalPipeline::start(PipelineOptions {
-        slack_webhook_url: Some(sink.url.clone()),
-        deploy: DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        },
-        ..PipelineOptions::default()
-    })
-    .await
-    .unwrap();
+    let pipeline = LocalPipeline::start(PipelineOptions::notifying(&sink.url))
+        .await
+        .unwrap();
     let sfn = aws_sdk_sfn::Client::new(&pipeline.config);
     let mut places = Vec::new();
     pipeline

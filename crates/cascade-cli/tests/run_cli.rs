@@ -728,21 +728,13 @@ const SERVERLESS_BROKEN_RESTORE: &str = "Resources:
 /// brings the degraded stack back, and the report in S3 says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_restore_command_of_a_serverless_report_works_as_printed() {
-    use cascade_tests::deploy::DeployOptions;
     use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
     use cascade_tests::slack_sink::SlackSink;
 
     let sink = SlackSink::start().await.unwrap();
-    let pipeline = LocalPipeline::start(PipelineOptions {
-        slack_webhook_url: Some(sink.url.clone()),
-        deploy: DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        },
-        ..PipelineOptions::default()
-    })
-    .await
-    .unwrap();
+    let pipeline = LocalPipeline::start(PipelineOptions::notifying(&sink.url))
+        .await
+        .unwrap();
     let clients = &pipeline.clients;
     let bucket = pipeline.deployment.bucket.clone();
     clients

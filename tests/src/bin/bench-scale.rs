@@ -34,7 +34,6 @@ use cascade_core::intake::{ExecutionInput, RunOptions, Ticket, TicketSource};
 use cascade_core::plan::StrategyChoice;
 use cascade_lambda::Function;
 use cascade_tests::bench::{NameLength, stack_name};
-use cascade_tests::deploy::DeployOptions;
 use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::slack_sink::SlackSink;
 use clap::Parser;
@@ -76,15 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
     let sink = SlackSink::start().await?;
-    let pipeline = LocalPipeline::start(PipelineOptions {
-        slack_webhook_url: Some(sink.url.clone()),
-        deploy: DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        },
-        ..PipelineOptions::default()
-    })
-    .await?;
+    let pipeline = LocalPipeline::start(PipelineOptions::notifying(&sink.url)).await?;
     let inline_arn = pipeline.deploy_inline_twin("bench-scale-inline").await?;
     let clients = &pipeline.clients;
     let sfn = aws_sdk_sfn::Client::new(&pipeline.config);

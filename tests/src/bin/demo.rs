@@ -25,7 +25,6 @@ use cascade_core::report::markdown::render_markdown;
 use cascade_core::report::slack::message_as_text;
 use cascade_core::report::{Outcome, Phase, Report};
 use cascade_lambda::Function;
-use cascade_tests::deploy::DeployOptions;
 use cascade_tests::fixtures::seed_with_progress;
 use cascade_tests::pipeline::{LocalPipeline, PipelineOptions};
 use cascade_tests::slack_sink::SlackSink;
@@ -45,15 +44,7 @@ async fn main() -> anyhow::Result<()> {
          under its own role",
     );
     let sink = SlackSink::start().await?;
-    let pipeline = LocalPipeline::start(PipelineOptions {
-        slack_webhook_url: Some(sink.url.clone()),
-        deploy: DeployOptions {
-            poll_seconds: 1,
-            ..DeployOptions::default()
-        },
-        ..PipelineOptions::default()
-    })
-    .await?;
+    let pipeline = LocalPipeline::start(PipelineOptions::notifying(&sink.url)).await?;
     let (config, clients, deployment) = (&pipeline.config, &pipeline.clients, &pipeline.deployment);
 
     step("seeding secrets and stacks (tests/fixtures/refresh)");
