@@ -1095,11 +1095,6 @@ const NOT_CALLED: &[(&str, &str, &str)] = &[
         "reads an event's hand-over marker when it exists already: the same event delivered twice (the gatekeeper's redelivery tests)",
     ),
     (
-        "gatekeeper",
-        "sqs:GetQueueAttributes",
-        "FINDING: no gatekeeper code calls it (only `cascade status`, with the operator's credentials); kept until the gatekeeper's policy is next changed",
-    ),
-    (
         "discover",
         "s3:ListBucket",
         "not called: without it S3 answers GetObject of a missing key with 403 AccessDenied, with it 404 NoSuchKey, which the store reads as absent (a template not cached yet, a batch's state not written yet)",
