@@ -1,5 +1,5 @@
 //! Runs a batch from one machine: every planned stack strictly one at a time, a failing
-//! stack recorded and skipped, the state saved after every step so that an interrupted
+//! stack (a step refused, or a call throttled beyond the retries) recorded and skipped, the state saved after every step so that an interrupted
 //! batch resumes where it stopped, then the report.
 
 use std::sync::Arc;
@@ -129,7 +129,12 @@ pub async fn run_batch(
             total,
             stack: stack_name.clone(),
         });
-        let step = drive(refresher, &mut manifest, index, state, observer, cancel).await;
+        // A call throttled beyond the retries fails this stack only (degraded when its
+        // removal had executed); any other error stops the batch, saved for `--resume`.
+        let step = match drive(refresher, &mut manifest, index, state, observer, cancel).await {
+            Ok(()) => Ok(()),
+            Err(e) => refresher.record_transient_failure(&batch, state, e).await,
+        };
         step.map_err(|source| RunError::Step {
             batch: batch.clone(),
             source,

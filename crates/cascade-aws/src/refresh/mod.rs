@@ -257,6 +257,68 @@ impl Refresher {
         Ok(self.save_state(batch, state).await?)
     }
 
+    /// Before a failed step is recorded: a recreate's `begin` that died after its removal
+    /// executed (a Lambda timeout, a call failing after the execute) left the state at
+    /// `begin`, which alone says the stack is intact. Its removal's change set says what
+    /// the stack went through: executed, the state records the removal as issued, so the
+    /// failure leaves the stack degraded (with its restore command). A removal that cannot
+    /// be looked at is taken as executed when the original was saved (it precedes the
+    /// update): better a restore that finds nothing to do than resources missing unsaid.
+    pub async fn reconcile_unrecorded_removal(
+        &self,
+        batch_id: &str,
+        state: &mut StackState,
+    ) -> Result<(), StoreError> {
+        if !state.removal_unrecorded() {
+            return Ok(());
+        }
+        let stack_name = state.stack_name.clone();
+        if self
+            .batches()
+            .original(batch_id, &stack_name)
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let name = change_set_name(batch_id, &stack_name, UpdateStep::Remove, state.attempt);
+        match change_set::describe(&self.clients, &stack_name, &name).await {
+            Ok(Some(found)) if found.state == ChangeSetState::Executed => {
+                warn!(stack = %stack_name, "the removal was executed before the step failed");
+                state.removal_found_executed(Some(&found.id), Timestamp::now());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(stack = %stack_name, error = %e, "cannot tell whether the removal was executed: taken as executed");
+                state.removal_found_executed(None, Timestamp::now());
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a step that failed on a transient AWS error (throttled beyond the retries)
+    /// as the stack's outcome, after [`Self::reconcile_unrecorded_removal`]; the batch goes
+    /// on with the other stacks. Other errors are given back.
+    pub async fn record_transient_failure(
+        &self,
+        batch_id: &str,
+        state: &mut StackState,
+        error: StepError,
+    ) -> Result<(), StepError> {
+        let StepError::Aws(aws) = &error else {
+            return Err(error);
+        };
+        if aws.kind() != crate::error::ErrorKind::Throttled {
+            return Err(error);
+        }
+        self.reconcile_unrecorded_removal(batch_id, state).await?;
+        let why = format!(
+            "{aws} (throttled beyond the retries: try again later, `cascade run --retry-failed {batch_id}`)"
+        );
+        state.step_failed(&why, Timestamp::now());
+        Ok(self.save_state(batch_id, state).await?)
+    }
+
     /// The stack as it is now, when it is still the one planned; else why it is skipped.
     async fn still_planned(&self, plan: &StackPlan) -> Result<Result<Stack, String>, StepError> {
         let Some(current) = describe_stack(&self.clients, &plan.stack_name).await? else {

@@ -515,8 +515,31 @@ impl StackState {
     /// Records an error the state machine caught in this stack's iteration as its
     /// outcome: degraded where resources may be removed, failed anywhere else.
     pub fn record_failure(&mut self, caught: &CaughtError, at: Timestamp) -> Settled {
-        let reason = format!("the refresh step failed in phase {}: {caught}", self.phase);
+        self.step_failed(caught, at)
+    }
+
+    /// Records a step that could not be carried out (`what`: why, e.g. a call throttled
+    /// beyond the retries) as the stack's outcome: degraded where resources may be
+    /// removed, failed anywhere else.
+    pub fn step_failed(&mut self, what: &dyn fmt::Display, at: Timestamp) -> Settled {
+        let reason = format!("the refresh step failed in phase {}: {what}", self.phase);
         self.conclude_by_phase(reason, at)
+    }
+
+    /// A `begin` that died before saving its state (a timeout, a call failing after the
+    /// execute) was found to have executed its removal (`change_set`, when known): the
+    /// state says so, so that a failure recorded now leaves the stack degraded.
+    pub fn removal_found_executed(&mut self, change_set: Option<&str>, at: Timestamp) {
+        if let Some(id) = change_set {
+            self.change_set_executed(id);
+        }
+        self.update_issued(UpdateStep::Remove, at);
+    }
+
+    /// Whether a failure now may have left the removal executed unbeknown to the state:
+    /// a recreate whose `begin` had not recorded its first update.
+    pub fn removal_unrecorded(&self) -> bool {
+        self.phase == Phase::Begin && self.strategy == Some(Strategy::Recreate)
     }
 
     /// Decides the outcome.
@@ -945,6 +968,28 @@ mod tests {
         s.record_failure(&CaughtError::default(), t);
         assert_eq!(s.outcome, Some(Outcome::Failed));
         assert!(s.reason.unwrap().contains("unknown error"));
+    }
+
+    #[test]
+    fn a_begin_found_to_have_executed_its_removal_fails_degraded() {
+        let t = at("2026-11-26T00:00:00Z");
+        let timeout = CaughtError::from_value(&json!({"Error": "States.Timeout"}));
+        let mut s = state(Phase::Begin);
+        assert!(s.removal_unrecorded());
+        s.removal_found_executed(Some("arn:cs"), t);
+        assert!(!s.removal_unrecorded());
+        assert_eq!(
+            s.record_failure(&timeout, t),
+            Settled::Concluded(Outcome::Degraded)
+        );
+        assert_eq!(s.change_sets, ["arn:cs"]);
+        assert!(s.reason.unwrap().contains("phase remove: States.Timeout"));
+        // A pin removes nothing: never unrecorded.
+        let pin = StackState {
+            phase: Phase::Begin,
+            ..StackState::new("app", "id", Some(Strategy::Pin), vec!["Fn".into()])
+        };
+        assert!(!pin.removal_unrecorded());
     }
 
     #[test]
