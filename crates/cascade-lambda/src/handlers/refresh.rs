@@ -116,6 +116,10 @@ pub async fn handle(
                 .as_ref()
                 .map(CaughtError::from_value)
                 .unwrap_or_default();
+            // A `begin` timed out after its removal executed: the phase alone says intact.
+            refresher
+                .reconcile_unrecorded_removal(batch, &mut state)
+                .await?;
             state.record_failure(&caught, Timestamp::now());
             refresher.save_state(batch, &state).await?;
         }
