@@ -835,3 +835,61 @@ async fn a_caught_error_reaches_the_real_record_failure_handler() {
         );
     }
 }
+
+/// A throttled Refresh step (Lambda's 429, Lambda.TooManyRequestsException) is retried in
+/// its state (backoff with full jitter), then answers: the stack goes on to be refreshed
+/// and nothing is recorded as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_refresh_step_is_retried_and_the_stack_refreshed() {
+    let h = Harness::start().await;
+    let run = h.run_inline("ThrottledStack").await;
+    run.assert_succeeded();
+    let iterations = run.iterations();
+    assert_eq!(iterations.len(), 1);
+    assert!(
+        !iterations[0].1.contains(&"RecordFailure"),
+        "{:?}",
+        iterations[0].1
+    );
+    assert_eq!(
+        run.task_errors("Begin"),
+        ["Lambda.TooManyRequestsException"]
+    );
+    assert_eq!(run.count_in("Begin", HistoryEventType::TaskScheduled), 2);
+    assert_eq!(run.count_in("Begin", HistoryEventType::TaskSucceeded), 1);
+    assert_eq!(run.output["report"]["totals"]["refreshed"], 1);
+    assert_eq!(h.real_invocations(), 0);
+}
+
+/// A Refresh step whose function timed out (Lambda's `Sandbox.Timedout`, "Task timed out
+/// after 900.00 seconds") is not retried: it is caught in its iteration and recorded as that stack's failure, and
+/// the map goes on with the next stacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_refresh_step_is_that_stacks_failure_and_the_map_goes_on() {
+    let h = Harness::start().await;
+    let run = h.run_inline("TimedOutStack").await;
+    run.assert_succeeded();
+    let iterations = run.iterations();
+    assert_eq!(iterations.len(), 3, "the map went on");
+    for (index, states) in &iterations {
+        assert_eq!(
+            states,
+            &["Begin", "RecordFailure", "StackDone"],
+            "iteration {index}"
+        );
+    }
+    assert_eq!(
+        run.task_errors("Begin"),
+        ["Sandbox.Timedout", "Sandbox.Timedout", "Sandbox.Timedout"]
+    );
+    assert_eq!(
+        run.count_in("Begin", HistoryEventType::TaskScheduled),
+        3,
+        "a timeout is not retried"
+    );
+    assert_eq!(
+        run.count_in("RecordFailure", HistoryEventType::TaskSucceeded),
+        3
+    );
+    assert_eq!(run.output["report"]["totals"]["failed"], 3);
+}
