@@ -47,6 +47,8 @@ pub struct PipelineOptions {
     pub sam_build: Option<PathBuf>,
     /// Requests the local stack answers as unavailable (see `LocalStackOptions`).
     pub unavailable: Option<String>,
+    /// Requests the local stack answers as throttled (see `LocalStackOptions`).
+    pub throttle: Option<String>,
 }
 
 impl PipelineOptions {
@@ -73,7 +75,7 @@ impl LocalPipeline {
             sfn_mock_config: options.sfn_mock_config.clone(),
             iam_enforcement: !options.without_iam_enforcement,
             unavailable: options.unavailable.clone(),
-            ..LocalStackOptions::default()
+            throttle: options.throttle.clone(),
         };
         let local =
             tokio::task::spawn_blocking(move || LocalStack::start_with(&stack_options)).await??;
