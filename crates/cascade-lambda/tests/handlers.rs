@@ -331,3 +331,75 @@ async fn the_report_of_a_batch_lists_the_pins_that_aged_out() {
         "{markdown}"
     );
 }
+
+/// A recreate's `begin` that timed out after its removal executed (the saved state still
+/// says `begin`, no update issued): `record-failure` looks at the removal's change set and
+/// records the stack degraded with its restore command, not failed and intact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_begin_that_timed_out_after_its_removal_executed_is_recorded_degraded() {
+    use cascade_aws::batch_store::BatchStore;
+    use cascade_aws::store::Store;
+    use cascade_core::report::Outcome;
+
+    let local = LocalStack::start().unwrap();
+    let clients = account(&local, &["app"]).await;
+    let execution = "arn:aws:states:us-east-1:123456789012:execution:sm:b-timeout";
+    let input = json!({
+        "batch_id": "b-timeout", "tickets": [], "secrets": ["prod/db"], "stacks": null,
+        "options": {"strategy": "recreate", "poll_seconds": 0}
+    });
+    let refresh = context(Function::Refresh, "reports", &clients);
+    let discovered = handle(
+        &context(Function::Discover, "reports", &clients),
+        json!({"execution": execution, "input": input}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(discovered["stack_count"], 1, "{discovered}");
+
+    let store = Store::s3(clients.s3.clone(), "reports");
+    let batches = BatchStore::new(&store);
+    let mut before = batches.state("b-timeout", "app").await.unwrap().unwrap();
+    // Begin runs up to executing the removal, then "times out" before saving: the saved
+    // state is put back to what begin saved first (phase begin, no update issued).
+    handle(
+        &refresh,
+        json!({"action": "begin", "batch_id": "b-timeout", "stack": "app", "wait_seconds": 0}),
+    )
+    .await
+    .unwrap();
+    let after_begin = batches.state("b-timeout", "app").await.unwrap().unwrap();
+    assert!(after_begin.update_issued_at.is_some(), "{after_begin:?}");
+    before.begin(jiff::Timestamp::now());
+    batches.save_state("b-timeout", &before).await.unwrap();
+
+    let recorded = handle(
+        &refresh,
+        json!({"action": "record-failure", "batch_id": "b-timeout", "stack": "app",
+               "error": {"Error": "Sandbox.Timedout", "Cause": "Task timed out after 900.00 seconds"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(recorded["next"], "done", "{recorded}");
+    let state = batches.state("b-timeout", "app").await.unwrap().unwrap();
+    assert_eq!(state.outcome, Some(Outcome::Degraded), "{state:?}");
+    assert!(
+        state
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Sandbox.Timedout"),
+        "{state:?}"
+    );
+
+    let report = report_of(&clients, execution, "b-timeout", &discovered).await;
+    let first = &report["stacks"][0];
+    assert_eq!(first["stack_name"], "app", "{report:#}");
+    assert_eq!(first["outcome"], "degraded", "{report:#}");
+    assert!(
+        first["restore_command"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("cascade restore ")),
+        "{report:#}"
+    );
+}
