@@ -570,6 +570,36 @@ pub async fn create_parameter_stack(
     Ok(())
 }
 
+/// The stack's template now, as CloudFormation gives it.
+pub async fn stack_template(cfn: &CloudFormation, name: &str) -> anyhow::Result<String> {
+    let out = cfn
+        .get_template()
+        .stack_name(name)
+        .send()
+        .await
+        .with_context(|| format!("GetTemplate {name}"))?;
+    Ok(out.template_body().unwrap_or_default().to_string())
+}
+
+/// The logical ids of the stack's resources, sorted.
+pub async fn stack_resource_ids(cfn: &CloudFormation, name: &str) -> anyhow::Result<Vec<String>> {
+    let out = cfn
+        .list_stack_resources()
+        .stack_name(name)
+        .send()
+        .await
+        .with_context(|| format!("ListStackResources {name}"))?;
+    let mut ids: Vec<String> = out
+        .stack_resource_summaries()
+        .iter()
+        .filter_map(|r| r.logical_resource_id())
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use aws_sdk_cloudformation::Client as CloudFormation;
 use aws_sdk_cloudformation::types::{Capability, Parameter, Tag};
+use cascade_tests::fixtures::{stack_resource_ids, stack_template};
 use cascade_tests::{LocalStack, LocalStackOptions, workspace_root};
 use serde_json::Value;
 
@@ -108,35 +109,6 @@ async fn set_up(local: &LocalStack, stacks: &[&str]) -> CloudFormation {
     clients.cloudformation
 }
 
-async fn template(cfn: &CloudFormation, name: &str) -> String {
-    cfn.get_template()
-        .stack_name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetTemplate {name}: {e:?}"))
-        .template_body()
-        .unwrap_or_default()
-        .to_string()
-}
-
-async fn resource_ids(cfn: &CloudFormation, name: &str) -> Vec<String> {
-    let out = cfn
-        .list_stack_resources()
-        .stack_name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("ListStackResources {name}: {e:?}"));
-    let mut ids: Vec<String> = out
-        .stack_resource_summaries()
-        .iter()
-        .filter_map(|r| r.logical_resource_id())
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
-        .collect();
-    ids.sort();
-    ids
-}
-
 async fn run(local: &LocalStack, state: &StateDir, env: &[(&str, &str)]) -> (common::Ran, Value) {
     let ran = cascade(
         local,
@@ -177,7 +149,7 @@ fn line<'a>(report: &'a Value, stack: &str) -> &'a Value {
 async fn a_throttled_execute_change_set_is_absorbed_by_the_retries() {
     let local = start("cloudformation:ExecuteChangeSet=2").await;
     let cfn = set_up(&local, &["absorbed"]).await;
-    let resources = resource_ids(&cfn, "absorbed").await;
+    let resources = stack_resource_ids(&cfn, "absorbed").await.unwrap();
     let state = StateDir::new("absorbed");
     let (ran, report) = run(&local, &state, &[]).await;
     assert_eq!(ran.code, Some(0), "{ran:?}");
@@ -187,7 +159,10 @@ async fn a_throttled_execute_change_set_is_absorbed_by_the_retries() {
         "{report:#}"
     );
     assert!(!ran.both().contains("throttled"), "{ran:?}");
-    assert_eq!(resource_ids(&cfn, "absorbed").await, resources);
+    assert_eq!(
+        stack_resource_ids(&cfn, "absorbed").await.unwrap(),
+        resources
+    );
 }
 
 /// Two attempts a call (`AWS_MAX_ATTEMPTS=2`) and the first two ExecuteChangeSet calls
@@ -201,10 +176,10 @@ async fn throttled_beyond_the_retries_fails_that_stack_only_and_the_run_goes_on(
     let names = ["throttled-a", "throttled-b"];
     let cfn = set_up(&local, &names).await;
     let before = [
-        template(&cfn, names[0]).await,
-        template(&cfn, names[1]).await,
+        stack_template(&cfn, names[0]).await.unwrap(),
+        stack_template(&cfn, names[1]).await.unwrap(),
     ];
-    let resources = resource_ids(&cfn, names[0]).await;
+    let resources = stack_resource_ids(&cfn, names[0]).await.unwrap();
     let state = StateDir::new("beyond");
     let (ran, report) = run(&local, &state, &[("AWS_MAX_ATTEMPTS", "2")]).await;
     assert_ne!(ran.code, Some(1), "the run stopped: {ran:?}");
@@ -230,8 +205,14 @@ async fn throttled_beyond_the_retries_fails_that_stack_only_and_the_run_goes_on(
         "{reason}"
     );
     // Left as it was: the removal never executed.
-    assert_eq!(template(&cfn, names[failed]).await, before[failed]);
-    assert_eq!(resource_ids(&cfn, names[failed]).await, resources);
+    assert_eq!(
+        stack_template(&cfn, names[failed]).await.unwrap(),
+        before[failed]
+    );
+    assert_eq!(
+        stack_resource_ids(&cfn, names[failed]).await.unwrap(),
+        resources
+    );
     assert!(
         line(&report, names[failed])["restore_command"].is_null(),
         "{report:#}"

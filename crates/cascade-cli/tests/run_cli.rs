@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::Client as CloudFormation;
 use aws_sdk_cloudformation::types::{Capability, Parameter, Tag};
+use cascade_tests::fixtures::{stack_resource_ids, stack_template};
 use cascade_tests::slack_sink::{Reply, SlackSink as Sink};
 use cascade_tests::{LocalStack, workspace_root};
 use serde_json::Value;
@@ -179,35 +180,6 @@ async fn create_stack(cfn: &CloudFormation, name: &str, kind: Kind) {
         .unwrap_or_else(|e| panic!("CreateStack {name}: {e:?}"));
 }
 
-async fn template(cfn: &CloudFormation, name: &str) -> String {
-    cfn.get_template()
-        .stack_name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetTemplate {name}: {e:?}"))
-        .template_body()
-        .unwrap_or_default()
-        .to_string()
-}
-
-async fn resource_ids(cfn: &CloudFormation, name: &str) -> Vec<String> {
-    let out = cfn
-        .list_stack_resources()
-        .stack_name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("ListStackResources {name}: {e:?}"));
-    let mut ids: Vec<String> = out
-        .stack_resource_summaries()
-        .iter()
-        .filter_map(|r| r.logical_resource_id())
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
-        .collect();
-    ids.sort();
-    ids
-}
-
 /// Stack-level events other than the creation's.
 async fn update_events(cfn: &CloudFormation, name: &str) -> Vec<String> {
     let out = cfn
@@ -275,7 +247,7 @@ async fn run_reports_and_notifies_then_restore_brings_the_degraded_stack_back() 
     create_stack(&cfn, "cli-ok", Kind::Ok).await;
     create_stack(&cfn, "cli-removal-fails", Kind::RemovalFails).await;
     create_stack(&cfn, "cli-restore-fails", Kind::RestoreFails).await;
-    let original_degraded = template(&cfn, "cli-restore-fails").await;
+    let original_degraded = stack_template(&cfn, "cli-restore-fails").await.unwrap();
     let state = TempDir::new("state");
     let reports = TempDir::new("reports");
 
@@ -382,7 +354,10 @@ async fn run_reports_and_notifies_then_restore_brings_the_degraded_stack_back() 
     );
 
     // (c) The degraded stack lacks Function.
-    assert_eq!(resource_ids(&cfn, "cli-restore-fails").await, ["Role"]);
+    assert_eq!(
+        stack_resource_ids(&cfn, "cli-restore-fails").await.unwrap(),
+        ["Role"]
+    );
     // The report's command, run as printed. In moto the original itself carries the
     // failure marker: the restore is rolled back.
     let refused = printed(&local, &restore_command).await;
@@ -391,7 +366,10 @@ async fn run_reports_and_notifies_then_restore_brings_the_degraded_stack_back() 
         refused.stderr.contains("UPDATE_ROLLBACK_COMPLETE"),
         "{refused:?}"
     );
-    assert_eq!(resource_ids(&cfn, "cli-restore-fails").await, ["Role"]);
+    assert_eq!(
+        stack_resource_ids(&cfn, "cli-restore-fails").await.unwrap(),
+        ["Role"]
+    );
 
     // The cause removed from the saved original, the restore works.
     let saved = state
@@ -407,11 +385,11 @@ async fn run_reports_and_notifies_then_restore_brings_the_degraded_stack_back() 
         "{restored:?}"
     );
     assert_eq!(
-        resource_ids(&cfn, "cli-restore-fails").await,
+        stack_resource_ids(&cfn, "cli-restore-fails").await.unwrap(),
         ["Function", "Role"]
     );
     assert_eq!(
-        template(&cfn, "cli-restore-fails").await,
+        stack_template(&cfn, "cli-restore-fails").await.unwrap(),
         original_degraded.replace(MARKER, "FailureSimulationRemoved")
     );
     let after = cascade(
@@ -442,8 +420,8 @@ async fn run_without_yes_on_a_pipe_changes_nothing() {
     let cfn = local.clients().await.cloudformation;
     create_secret(&local, SECRET, r#"{"password":"dummy"}"#).await;
     create_stack(&cfn, "cli-ok", Kind::Ok).await;
-    let before = template(&cfn, "cli-ok").await;
-    let resources_before = resource_ids(&cfn, "cli-ok").await;
+    let before = stack_template(&cfn, "cli-ok").await.unwrap();
+    let resources_before = stack_resource_ids(&cfn, "cli-ok").await.unwrap();
     let state = TempDir::new("state");
 
     let run = cascade(
@@ -463,8 +441,11 @@ async fn run_without_yes_on_a_pipe_changes_nothing() {
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("--yes"), "{run:?}");
     assert!(run.stdout.contains("cli-ok"), "the plan is shown: {run:?}");
-    assert_eq!(template(&cfn, "cli-ok").await, before);
-    assert_eq!(resource_ids(&cfn, "cli-ok").await, resources_before);
+    assert_eq!(stack_template(&cfn, "cli-ok").await.unwrap(), before);
+    assert_eq!(
+        stack_resource_ids(&cfn, "cli-ok").await.unwrap(),
+        resources_before
+    );
     assert!(
         update_events(&cfn, "cli-ok").await.is_empty(),
         "no update was issued"
@@ -766,8 +747,9 @@ async fn the_restore_command_of_a_serverless_report_works_as_printed() {
     let report = report.unwrap_or_else(|| panic!("no report: {execution:?}"));
     assert_eq!(report["stacks"][0]["outcome"], "degraded", "{report:#}");
     assert!(
-        !template(cfn, "api")
+        !stack_template(cfn, "api")
             .await
+            .unwrap()
             .contains("AWS::AppRunner::Service")
     );
     let batch = batch_of(&report);
@@ -815,7 +797,7 @@ async fn the_restore_command_of_a_serverless_report_works_as_printed() {
     assert_eq!(restored.code, Some(0), "{restored:?}");
     assert!(restored.stdout.contains("api restored"), "{restored:?}");
     assert_eq!(
-        template(cfn, "api").await,
+        stack_template(cfn, "api").await.unwrap(),
         SERVERLESS_BROKEN_RESTORE.replace(MARKER, "FailureSimulationRemoved")
     );
     let after = pipeline
