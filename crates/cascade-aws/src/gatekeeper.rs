@@ -18,9 +18,11 @@
 //!    delivers an event at least once, and a redelivery later than the queue's 5-minute
 //!    deduplication window is a new message with the same event id. A ticket whose event
 //!    was claimed by another message is dropped (deleted with the batch's messages, its
-//!    ids logged); the same message coming back after a crash finds its own claim and
-//!    stays in its batch, so the batch is formed again under the same name. Two tickets
-//!    of one event in one receive count once.
+//!    ids logged). Each claim names the execution its batch is to start under: the same
+//!    message coming back after a crash finds its own claim, and is dropped when that
+//!    execution exists (it was handed over, even if new tickets now make a different
+//!    batch), kept when it does not (the crash came before the start). Two tickets of
+//!    one event in one receive count once.
 //! 5. Only then delete the valid, the ignored and the redelivered messages.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,7 +93,8 @@ pub enum GateOutcome {
         deleted: usize,
         /// Invalid messages left for the dead-letter queue.
         invalid: usize,
-        /// Redelivered tickets dropped: their event was already handed over.
+        /// Tickets dropped as handed over already: a redelivered event, or a message whose
+        /// execution started before a crash.
         redelivered: usize,
     },
     /// The execution for these tickets already existed (started by an earlier attempt
@@ -107,7 +110,8 @@ pub enum GateOutcome {
         deleted: usize,
         /// Invalid messages left for the dead-letter queue.
         invalid: usize,
-        /// Redelivered tickets dropped: their event was already handed over.
+        /// Tickets dropped as handed over already: a redelivered event, or a message whose
+        /// execution started before a crash.
         redelivered: usize,
     },
     /// Only invalid messages came: nothing to start.
@@ -122,7 +126,8 @@ pub enum GateOutcome {
         deleted: usize,
         /// Invalid messages left for the dead-letter queue.
         invalid: usize,
-        /// Redelivered tickets dropped: their event was already handed over.
+        /// Tickets dropped as handed over already: a redelivered event, or a message whose
+        /// execution started before a crash.
         redelivered: usize,
     },
 }
@@ -214,6 +219,18 @@ pub enum GateError {
         /// What AWS said.
         cause: AwsError,
     },
+    /// Could not tell whether the execution a returning ticket's claim names was started
+    /// (nothing was started now); the messages come back and the next invocation asks
+    /// again.
+    #[error(
+        "cannot tell whether execution {execution_arn} was started for returning tickets: {cause}"
+    )]
+    DescribeExecution {
+        /// The execution the claims name.
+        execution_arn: String,
+        /// What AWS said.
+        cause: AwsError,
+    },
     /// Could not delete ignored messages (nothing was started); they come back.
     #[error("cannot delete ignored messages from {queue_url}: {cause}")]
     DeleteIgnored {
@@ -241,6 +258,7 @@ impl GateError {
             | GateError::Receive { cause, .. }
             | GateError::Start { cause, .. }
             | GateError::HandOver { cause, .. }
+            | GateError::DescribeExecution { cause, .. }
             | GateError::DeleteIgnored { cause, .. }
             | GateError::Delete { cause, .. } => cause,
         }
@@ -308,7 +326,8 @@ pub async fn run_gatekeeper(
             release_messages(clients, &config.queue_url, &intake.handled).await;
             return Ok(GateOutcome::Busy { running });
         }
-        (fresh, redelivered) = drop_redeliveries(clients, &config.bucket, intake.tickets).await?;
+        let handed = hand_over(clients, config, intake.tickets).await?;
+        (fresh, redelivered) = (handed.fresh, handed.dropped);
     }
 
     if fresh.is_empty() {
@@ -373,18 +392,25 @@ pub async fn run_gatekeeper(
     })
 }
 
-/// What the marker of an event handed over says: which message brought it.
+/// What the marker of an event handed over says: which message brought it and the
+/// execution its batch was to start under (written before the start).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct HandedOver {
     event_id: String,
     message_id: String,
+    /// Absent in markers written before the gatekeeper recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    execution: Option<String>,
 }
 
 /// Whose an event's claim is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Claim {
-    /// This message's (written now, or by an earlier attempt on the same message).
+    /// This message's, written now with the execution named.
     Ours,
+    /// This message's, written by an earlier attempt that stopped before deleting it;
+    /// names the execution that attempt was to start, if it recorded one.
+    OursBefore(Option<String>),
     /// Another message's: this one is a redelivery of an event already handed over.
     Theirs(String),
 }
@@ -408,14 +434,30 @@ pub fn handed_over_key(event_id: &str) -> String {
     }
 }
 
-/// Keeps one ticket per event (the lowest message id) and, of those, the ones whose event
-/// no other message handed over; returns them and how many were dropped. Each kept
-/// ticket's event is claimed by its message before the start.
-async fn drop_redeliveries(
+/// The tickets to start a batch with, once every event is claimed.
+struct HandOver {
+    /// One ticket per event, none handed over before, ordered by message id.
+    fresh: Vec<(String, Ticket)>,
+    /// Tickets dropped: their event was handed over already (by another message, or by
+    /// this one to an execution that started before a crash).
+    dropped: usize,
+}
+
+/// Keeps one ticket per event (the lowest message id) and, of those, the ones not handed
+/// over yet: claims each event for its message, naming the execution the batch will
+/// start under, before the start.
+///
+/// A message that finds its own claim came back after a crash. If the execution its
+/// claim names exists, the message was handed over: it is dropped, even when new
+/// tickets make this batch a different one (whose name StartExecution's idempotency
+/// would not recognise). If it does not exist, the crash came before the start and the
+/// ticket stays. Claims of the kept tickets that name another execution than this
+/// batch's are written again before the start.
+async fn hand_over(
     clients: &Clients,
-    bucket: &str,
+    config: &GatekeeperConfig,
     mut tickets: Vec<(String, Ticket)>,
-) -> Result<(Vec<(String, Ticket)>, usize), GateError> {
+) -> Result<HandOver, GateError> {
     tickets.sort_by(|a, b| a.0.cmp(&b.0));
     let mut by_event: BTreeMap<String, (String, Ticket)> = BTreeMap::new();
     let mut dropped = 0;
@@ -432,16 +474,51 @@ async fn drop_redeliveries(
         }
         by_event.insert(ticket.event_id.clone(), (message_id, ticket));
     }
-    let claims = by_event
-        .into_values()
-        .map(|(message_id, ticket)| async move {
-            let claim = claim_event(clients, bucket, &ticket.event_id, &message_id).await;
+    // The name the batch gets when every ticket is kept, as almost always.
+    let intended = execution_name(&coalesce(by_event.values().cloned()));
+    let claims = by_event.into_values().map(|(message_id, ticket)| {
+        let intended = &intended;
+        async move {
+            let claim = claim_event(
+                clients,
+                &config.bucket,
+                &ticket.event_id,
+                &message_id,
+                intended,
+            )
+            .await;
             (message_id, ticket, claim)
-        });
-    let mut fresh = Vec::new();
+        }
+    });
+    let mut kept = Vec::new();
+    let mut started: BTreeMap<String, bool> = BTreeMap::new();
     for (message_id, ticket, claim) in futures::future::join_all(claims).await {
-        match claim? {
-            Claim::Ours => fresh.push((message_id, ticket)),
+        let recorded = match claim? {
+            Claim::Ours => Some(intended.clone()),
+            Claim::OursBefore(None) => None,
+            Claim::OursBefore(Some(execution)) => {
+                let exists = match started.get(&execution) {
+                    Some(exists) => *exists,
+                    None => {
+                        let exists =
+                            execution_exists(clients, &config.state_machine_arn, &execution)
+                                .await?;
+                        started.insert(execution.clone(), exists);
+                        exists
+                    }
+                };
+                if exists {
+                    info!(
+                        event_id = %ticket.event_id,
+                        message_id = %message_id,
+                        execution = %execution,
+                        "ticket handed to an execution before a crash: dropped"
+                    );
+                    dropped += 1;
+                    continue;
+                }
+                Some(execution)
+            }
             Claim::Theirs(earlier) => {
                 info!(
                     event_id = %ticket.event_id,
@@ -450,50 +527,135 @@ async fn drop_redeliveries(
                     "event already handed over to an execution: redelivery dropped"
                 );
                 dropped += 1;
+                continue;
             }
+        };
+        kept.push((message_id, ticket, recorded));
+    }
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    if !kept.is_empty() {
+        let name = execution_name(&coalesce(
+            kept.iter()
+                .map(|(id, ticket, _)| (id.clone(), ticket.clone())),
+        ));
+        let rewrites = kept
+            .iter()
+            .filter(|(_, _, recorded)| recorded.as_deref() != Some(name.as_str()))
+            .map(|(message_id, ticket, _)| {
+                write_marker(
+                    clients,
+                    &config.bucket,
+                    &ticket.event_id,
+                    message_id,
+                    &name,
+                    false,
+                )
+            });
+        for written in futures::future::join_all(rewrites).await {
+            written?;
         }
     }
-    fresh.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok((fresh, dropped))
+    Ok(HandOver {
+        fresh: kept
+            .into_iter()
+            .map(|(message_id, ticket, _)| (message_id, ticket))
+            .collect(),
+        dropped,
+    })
 }
 
-/// Claims an event for a message: writes its marker only if there is none
-/// (`If-None-Match: *`), else reads whose it is.
+/// Whether an execution of this name exists (in any status).
+async fn execution_exists(
+    clients: &Clients,
+    state_machine_arn: &str,
+    name: &str,
+) -> Result<bool, GateError> {
+    let arn = execution_arn(state_machine_arn, name);
+    match clients
+        .sfn
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_execution_does_not_exist()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(GateError::DescribeExecution {
+            execution_arn: arn,
+            cause: AwsError::call("states:DescribeExecution", e),
+        }),
+    }
+}
+
+/// Writes an event's marker: only if there is none (`If-None-Match: *`, the claim), or
+/// over this message's own (naming another execution). `Ok(false)`: another marker was
+/// there.
+async fn write_marker(
+    clients: &Clients,
+    bucket: &str,
+    event_id: &str,
+    message_id: &str,
+    execution: &str,
+    only_if_absent: bool,
+) -> Result<bool, GateError> {
+    let key = handed_over_key(event_id);
+    let marker = HandedOver {
+        event_id: event_id.to_string(),
+        message_id: message_id.to_string(),
+        execution: Some(execution.to_string()),
+    };
+    let body = serde_json::to_vec(&marker).expect("strings serialise");
+    let mut put = clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type("application/json")
+        .body(ByteStream::from(body));
+    if only_if_absent {
+        put = put.if_none_match("*");
+    }
+    match put.send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if only_if_absent
+                && (e.raw_response().map(|r| r.status().as_u16()) == Some(412)
+                    || aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                        == Some("PreconditionFailed")) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(GateError::HandOver {
+            bucket: bucket.to_string(),
+            key,
+            cause: AwsError::call("s3:PutObject", e),
+        }),
+    }
+}
+
+/// Claims an event for a message, naming the execution it is to start under: writes its
+/// marker only if there is none, else reads whose it is.
 async fn claim_event(
     clients: &Clients,
     bucket: &str,
     event_id: &str,
     message_id: &str,
+    execution: &str,
 ) -> Result<Claim, GateError> {
+    if write_marker(clients, bucket, event_id, message_id, execution, true).await? {
+        return Ok(Claim::Ours);
+    }
     let key = handed_over_key(event_id);
     let error = |cause| GateError::HandOver {
         bucket: bucket.to_string(),
         key: key.clone(),
         cause,
     };
-    let marker = HandedOver {
-        event_id: event_id.to_string(),
-        message_id: message_id.to_string(),
-    };
-    let body = serde_json::to_vec(&marker).expect("two strings serialise");
-    let put = clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(&key)
-        .if_none_match("*")
-        .content_type("application/json")
-        .body(ByteStream::from(body))
-        .send()
-        .await;
-    match put {
-        Ok(_) => return Ok(Claim::Ours),
-        Err(e)
-            if e.raw_response().map(|r| r.status().as_u16()) == Some(412)
-                || aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
-                    == Some("PreconditionFailed") => {}
-        Err(e) => return Err(error(AwsError::call("s3:PutObject", e))),
-    }
     let got = clients
         .s3
         .get_object()
@@ -516,11 +678,11 @@ async fn claim_event(
         .into_bytes();
     Ok(match serde_json::from_slice::<HandedOver>(&bytes) {
         Ok(earlier) if earlier.message_id != message_id => Claim::Theirs(earlier.message_id),
-        Ok(_) => Claim::Ours,
+        Ok(earlier) => Claim::OursBefore(earlier.execution),
         Err(parse) => {
             // Better a second run than a lost change.
             warn!(key = %key, error = %parse, "unreadable hand-over marker: the ticket is kept");
-            Claim::Ours
+            Claim::OursBefore(None)
         }
     })
 }

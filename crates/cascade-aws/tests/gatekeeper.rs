@@ -7,18 +7,19 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_sdk_sfn::types::ExecutionStatus;
 use aws_sdk_sqs::types::QueueAttributeName;
 use cascade_aws::Clients;
 use cascade_aws::gatekeeper::{
-    GateOutcome, GatekeeperConfig, StartOutcome, run_gatekeeper, start_batch_execution,
+    GateError, GateOutcome, GatekeeperConfig, StartOutcome, run_gatekeeper, start_batch_execution,
 };
 use cascade_core::intake::{
     ExecutionInput, RunOptions, TicketParse, coalesce, execution_name, parse_ticket,
 };
 use cascade_core::plan::StrategyChoice;
 use cascade_core::secret::AWSCURRENT;
-use cascade_tests::{ACCOUNT, LocalStack, REGION};
+use cascade_tests::{ACCOUNT, LocalStack, LocalStackOptions, REGION};
 use serde_json::json;
 
 const GROUP: &str = "cascade";
@@ -28,7 +29,7 @@ const ROLE: &str = "arn:aws:iam::123456789012:role/cascade-states";
 /// A local stack with the ticket queue, its dead-letter queue and a state machine whose
 /// executions stay RUNNING for `hold_seconds`.
 struct Fixture {
-    _local: LocalStack,
+    local: LocalStack,
     clients: Clients,
     queue_url: String,
     queue_arn: String,
@@ -50,7 +51,27 @@ impl Fixture {
 
     /// The same, with a state machine of this definition.
     async fn with_definition(definition: serde_json::Value) -> Fixture {
-        let local = tokio::task::spawn_blocking(LocalStack::start)
+        Fixture::with_options(definition, LocalStackOptions::default()).await
+    }
+
+    /// A fixture whose executions hold 1 second, on a local stack started with these
+    /// options (faults injected).
+    async fn with_faults(options: LocalStackOptions) -> Fixture {
+        Fixture::with_options(
+            json!({
+                "StartAt": "Hold",
+                "States": {
+                    "Hold": {"Type": "Wait", "Seconds": 1, "Next": "Done"},
+                    "Done": {"Type": "Succeed"}
+                }
+            }),
+            options,
+        )
+        .await
+    }
+
+    async fn with_options(definition: serde_json::Value, options: LocalStackOptions) -> Fixture {
+        let local = tokio::task::spawn_blocking(move || LocalStack::start_with(&options))
             .await
             .unwrap()
             .expect("local AWS stack");
@@ -102,7 +123,7 @@ impl Fixture {
             max_receive_rounds: 5,
         };
         Fixture {
-            _local: local,
+            local,
             clients,
             queue_url,
             queue_arn,
@@ -129,6 +150,89 @@ impl Fixture {
 
     async fn gate(&self) -> GateOutcome {
         run_gatekeeper(&self.clients, &self.config).await.unwrap()
+    }
+
+    /// A gatekeeper that stops at the first failed call (no SDK retries) and whose
+    /// received messages come back after a second: it crashes where the fault is
+    /// injected.
+    async fn gate_and_crash(&self) -> GateError {
+        let config = self
+            .local
+            .sdk_config()
+            .await
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let gatekeeper = GatekeeperConfig {
+            visibility_timeout_seconds: 1,
+            ..self.config.clone()
+        };
+        run_gatekeeper(&Clients::new(&config), &gatekeeper)
+            .await
+            .expect_err("the injected fault stops the gatekeeper")
+    }
+
+    /// The hand-over marker of an event.
+    async fn marker(&self, event_id: &str) -> serde_json::Value {
+        let bytes = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(cascade_aws::gatekeeper::handed_over_key(event_id))
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// Gates until the queue is empty, waiting out each execution it starts (bounded),
+    /// and totals what the gatekeepers did. A FIFO receive may hand over only part of a
+    /// group's messages once their visibility ends (moto skips some, and real SQS
+    /// promises no count), so a test of what comes back counts over every gate.
+    async fn drain(&self) -> Drained {
+        let mut drained = Drained::default();
+        for _ in 0..8 {
+            if self.counts(&self.queue_url).await == (0, 0) {
+                break;
+            }
+            for arn in self.executions().await {
+                self.wait_until_ended(&arn).await;
+            }
+            match self.gate().await {
+                GateOutcome::Started {
+                    execution_arn,
+                    deleted,
+                    redelivered,
+                    ..
+                } => {
+                    drained
+                        .events
+                        .extend(event_ids_of(self, &execution_arn).await);
+                    drained.started.push(execution_arn);
+                    drained.deleted += deleted;
+                    drained.redelivered += redelivered;
+                }
+                GateOutcome::NothingToStart {
+                    deleted,
+                    redelivered,
+                    ..
+                } => {
+                    drained.deleted += deleted;
+                    drained.redelivered += redelivered;
+                }
+                GateOutcome::Idle => tokio::time::sleep(Duration::from_millis(200)).await,
+                other => panic!("unexpected while draining: {other:?}"),
+            }
+        }
+        assert_eq!(self.counts(&self.queue_url).await, (0, 0), "{drained:?}");
+        drained.events.sort();
+        drained
     }
 
     /// (visible, in flight) messages of a queue.
@@ -310,6 +414,19 @@ fn manual_ticket(secret: &str, by: &str) -> String {
 }
 
 /// (execution ARN, tickets, deleted, invalid) of a `Started` outcome.
+/// What the gates of [`Fixture::drain`] did, in total.
+#[derive(Debug, Default)]
+struct Drained {
+    /// Executions started, in order.
+    started: Vec<String>,
+    /// Events of the started executions, sorted.
+    events: Vec<String>,
+    /// Messages deleted.
+    deleted: usize,
+    /// Tickets dropped as handed over already.
+    redelivered: usize,
+}
+
 fn started(outcome: &GateOutcome) -> (String, usize, usize, usize) {
     match outcome {
         GateOutcome::Started {
@@ -429,6 +546,97 @@ async fn a_crash_between_start_and_delete_does_not_run_the_batch_twice() {
     assert_eq!((tickets, deleted, invalid, redelivered), (3, 3, 0, 0));
     assert_eq!(f.executions().await, vec![first_arn]);
     assert_eq!(f.counts(&f.queue_url).await, (0, 0));
+}
+
+#[tokio::test]
+async fn a_crash_after_the_start_with_new_tickets_arriving_does_not_run_the_batch_again() {
+    let f = Fixture::with_faults(LocalStackOptions {
+        unavailable: Some("sqs:DeleteMessageBatch=1".into()),
+        ..LocalStackOptions::default()
+    })
+    .await;
+    let m1 = f.send(&native_event("app/db", "e1")).await;
+    f.send(&native_event("app/api", "e2")).await;
+
+    // The gatekeeper starts the batch and dies before deleting its two messages.
+    let GateError::Delete {
+        execution_arn: first,
+        ..
+    } = f.gate_and_crash().await
+    else {
+        panic!("expected the delete to fail");
+    };
+    let mut events = event_ids_of(&f, &first).await;
+    events.sort();
+    assert_eq!(events, vec!["e1", "e2"]);
+    let name = first.rsplit(':').next().unwrap();
+    assert_eq!(
+        f.marker("e1").await,
+        json!({"event_id": "e1", "message_id": m1, "execution": name}),
+        "the claim names the execution before it starts"
+    );
+    f.wait_until_finished(&first).await;
+
+    // A new change arrives before the two come back: the three together would be a new
+    // batch id, which StartExecution's idempotency does not recognise.
+    f.send(&native_event("app/cache", "e3")).await;
+    f.wait_for_visible(&f.queue_url, 3).await;
+    let drained = f.drain().await;
+    assert_eq!(drained.deleted, 3, "{drained:?}");
+    assert_eq!(
+        drained.redelivered, 2,
+        "both crashed tickets dropped: {drained:?}"
+    );
+    assert_eq!(
+        drained.events,
+        vec!["e3"],
+        "only the new ticket runs: {drained:?}"
+    );
+    assert_eq!(drained.started.len(), 1, "{drained:?}");
+    assert_eq!(f.executions().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_crash_before_the_start_keeps_every_ticket_for_the_next_batch() {
+    let f = Fixture::with_faults(LocalStackOptions {
+        unavailable: Some("stepfunctions:StartExecution=1".into()),
+        ..LocalStackOptions::default()
+    })
+    .await;
+    f.send(&native_event("app/db", "e1")).await;
+    f.send(&native_event("app/api", "e2")).await;
+
+    // The claims are written, naming an execution that never starts.
+    let GateError::Start { name: never, .. } = f.gate_and_crash().await else {
+        panic!("expected the start to fail");
+    };
+    assert_eq!(f.marker("e1").await["execution"], json!(never));
+    assert!(f.executions().await.is_empty());
+
+    f.send(&native_event("app/cache", "e3")).await;
+    f.wait_for_visible(&f.queue_url, 3).await;
+    let drained = f.drain().await;
+    assert_eq!(
+        (drained.deleted, drained.redelivered),
+        (3, 0),
+        "{drained:?}"
+    );
+    assert_eq!(
+        drained.events,
+        vec!["e1", "e2", "e3"],
+        "no ticket lost: {drained:?}"
+    );
+    assert!(!drained.started.is_empty());
+    // The claims name the execution that started, should that one crash too.
+    let e1_execution = f.marker("e1").await["execution"].clone();
+    assert_ne!(e1_execution, json!(never));
+    assert!(
+        drained
+            .started
+            .iter()
+            .any(|arn| json!(arn.rsplit(':').next().unwrap()) == e1_execution)
+    );
+    assert_eq!(f.executions().await.len(), drained.started.len());
 }
 
 #[tokio::test]
@@ -568,7 +776,7 @@ async fn concurrent_gatekeepers_start_at_most_one_execution() {
 #[tokio::test]
 async fn a_native_event_through_eventbridge_starts_an_execution() {
     let f = Fixture::new(1).await;
-    let config = f._local.sdk_config().await;
+    let config = f.local.sdk_config().await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let pattern = json!({
         "source": ["aws.secretsmanager"],
@@ -771,25 +979,11 @@ async fn an_event_delivered_again_after_its_batch_started_is_dropped() {
     assert_eq!(f.counts(&f.queue_url).await, (0, 0));
     assert_eq!(f.executions().await.len(), 2);
 
-    // The marker names the message that handed the event over, and nothing else.
-    let marker = f
-        .clients
-        .s3
-        .get_object()
-        .bucket(BUCKET)
-        .key(cascade_aws::gatekeeper::handed_over_key("e-late"))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let marker: serde_json::Value = serde_json::from_slice(&marker).unwrap();
+    // The marker names the message that handed the event over and its execution.
+    let name = first.rsplit(':').next().unwrap();
     assert_eq!(
-        marker,
-        json!({"event_id": "e-late", "message_id": first_message})
+        f.marker("e-late").await,
+        json!({"event_id": "e-late", "message_id": first_message, "execution": name})
     );
 }
 
