@@ -275,6 +275,10 @@ async fn fault_a_secret_deleted_during_its_batch_names_the_secret_and_the_report
     let pipeline = pipeline(5, None).await;
     let stacks = ["gone-secret-a", "gone-secret-b"];
     consumers(&pipeline, "prod/gone", &stacks).await;
+    let before = [
+        template(&pipeline, stacks[0]).await,
+        template(&pipeline, stacks[1]).await,
+    ];
     pipeline
         .change_secret("prod/gone", r#"{"token":"second"}"#)
         .await
@@ -291,17 +295,28 @@ async fn fault_a_secret_deleted_during_its_batch_names_the_secret_and_the_report
         .unwrap();
     let (execution, report) = finish(&pipeline, &arn, &mut Vec::new()).await;
     assert_eq!(*execution.status(), ExecutionStatus::Succeeded, "{report}");
-    // moto's CloudFormation does not resolve dynamic references, so the victim's update,
-    // pinned to the planned version, goes through: refreshed. (CloudFormation would fail it,
-    // "... prod/gone ... marked for deletion": recorded failed with that reason, as any
-    // failed step.) Either way the batch ends, the report saved, the other stack refreshed.
-    for stack in stacks {
-        assert_eq!(
-            line(&report, stack)["outcome"],
-            "refreshed",
-            "{victim}: {report}"
-        );
-    }
+    // The stack that began before the deletion is refreshed; the other looks the secret
+    // up before its first change and is skipped, nothing sent to it.
+    let first = if victim == stacks[0] {
+        stacks[1]
+    } else {
+        stacks[0]
+    };
+    assert_eq!(line(&report, first)["outcome"], "refreshed", "{report}");
+    let skipped = line(&report, victim);
+    assert_eq!(skipped["outcome"], "skipped", "{report}");
+    let reason = skipped["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(&format!(
+            "secret prod/gone was scheduled for deletion since the plan: nothing was sent to stack {victim}"
+        )) && reason.contains("restore-secret --secret-id prod/gone"),
+        "{reason}"
+    );
+    assert_eq!(
+        template(&pipeline, victim).await,
+        before[usize::from(victim == stacks[1])],
+        "the skipped stack is as it was"
+    );
     assert_eq!(report["secrets"][0]["name"], "prod/gone", "{report}");
     assert_no_secret_value(&report);
 }

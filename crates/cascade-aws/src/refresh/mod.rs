@@ -37,6 +37,7 @@ use crate::change_set;
 use crate::clients::Clients;
 use crate::ecs::{self, ServiceRef};
 use crate::error::AwsError;
+use crate::secrets::resolve_secret;
 use crate::stacks::{describe_stack, original_template, parameter_values};
 use crate::store::{Store, StoreError};
 
@@ -181,6 +182,13 @@ impl Refresher {
             Err(reason) => return self.conclude(batch, state, Outcome::Skipped, reason).await,
         };
         let saved = self.batches().original(batch, &plan.stack_name).await?;
+        if saved.is_none() {
+            // Nothing issued yet for this stack (an earlier run of this step saves the
+            // original before its update): a secret gone since the plan stops it here.
+            if let Some(reason) = self.secret_gone(manifest, plan).await? {
+                return self.conclude(batch, state, Outcome::Skipped, reason).await;
+            }
+        }
         let current_body = original_template(&self.clients, &plan.stack_name).await?;
         let current_digest = digest_of(&current_body);
         let (body, saved_is_planned) = match planned_body(
@@ -334,6 +342,39 @@ impl Refresher {
             )));
         }
         Ok(Ok(current))
+    }
+
+    /// Why the stack is skipped when a secret it is refreshed for was deleted, or
+    /// scheduled for deletion, since the plan: CloudFormation could not resolve its
+    /// references (the update would fail), and a service restarted would start tasks
+    /// that cannot read it. DescribeSecret only: never a value.
+    async fn secret_gone(
+        &self,
+        manifest: &BatchManifest,
+        plan: &StackPlan,
+    ) -> Result<Option<String>, StepError> {
+        for name in &plan.secrets {
+            let id = manifest
+                .secrets
+                .iter()
+                .find(|s| &s.name == name)
+                .map_or(name.as_str(), |s| s.arn.as_str());
+            let (how, remedy) = match resolve_secret(&self.clients, id).await {
+                Ok(_) => continue,
+                Err(AwsError::SecretNotFound(_)) => ("deleted", "create it again".to_string()),
+                Err(AwsError::SecretDeleted(_)) => (
+                    "scheduled for deletion",
+                    format!("restore it (`aws secretsmanager restore-secret --secret-id {name}`)"),
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            warn!(stack = %plan.stack_name, secret = %name, "the secret is {how} since the plan: stack skipped");
+            return Ok(Some(format!(
+                "secret {name} was {how} since the plan: nothing was sent to stack {stack}, whose references to it could not be resolved; {remedy} and enqueue it again (`cascade enqueue --secret {name} --stack {stack}`), or take the references out",
+                stack = plan.stack_name
+            )));
+        }
+        Ok(None)
     }
 
     /// `poll`: one look at the stack's status.
